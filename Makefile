@@ -1,0 +1,46 @@
+# automix-lite: two commands on a fresh clone (Python 3.10-3.12, make and git are all you need).
+#   make book   execute every notebook (AUTOMIX_MODE=standard) and build the HTML book into _build/html
+#   make test   the same set-up, then all tests, including every notebook executed in AUTOMIX_MODE=fast
+# Other targets: make bench (speed vs peer libraries), make lock (re-pin requirements.lock), make clean.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-from-lock
+AUTOMIX_MODE ?= standard
+JB_ARGS := --config book/_config.yml --toc book/_toc.yml
+
+.PHONY: all setup book test bench lock clean
+
+all: test
+
+# The environment is (re)built only when the lock or the package metadata changes.
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else "automix-lite needs Python 3.10-3.12; this is %d.%d. Use make PYTHON=python3.11" % v)'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import automix_lite, torch; print('automix_lite', automix_lite.__version__, 'on torch', torch.__version__)"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+book: setup
+	AUTOMIX_MODE=$(AUTOMIX_MODE) $(BIN)/jupyter-book build . $(JB_ARGS) --warningiserror --keep-going
+	@echo "Open _build/html/index.html"
+
+test: setup
+	AUTOMIX_MODE=fast $(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/run.py --out benchmarks/RESULTS.md
+
+lock:
+	rm -rf /tmp/automix-lock-venv && $(PYTHON) -m venv /tmp/automix-lock-venv
+	/tmp/automix-lock-venv/bin/python -m pip install --quiet -r requirements.in
+	$(PYTHON) tools/freeze_lock.py /tmp/automix-lock-venv/bin/python
+
+clean:
+	rm -rf _build

@@ -1,0 +1,132 @@
+"""Input checks shared by every effect: one place for clear, actionable error messages.
+
+All effects take audio shaped ``(batch, channels, samples)`` and parameters as Python floats or
+tensors of shape ``(batch,)`` in real units. These helpers validate both and turn parameters into
+tensors on the audio's device and dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+Number = float | int
+
+
+def check_audio(
+    x: torch.Tensor,
+    name: str = "x",
+    channels: Optional[int] = None,
+    finite: bool = True,
+) -> torch.Tensor:
+    """Check that ``x`` is a floating tensor ``(batch, channels, samples)`` with finite samples.
+
+    ``channels`` (1 for mono, 2 for stereo) is enforced when given. Returns ``x`` unchanged.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor shaped (batch, channels, samples); got {type(x).__name__}. "
+            "Convert with torch.as_tensor(array, dtype=torch.float32)."
+        )
+    if x.ndim != 3:
+        hint = {
+            1: f"add batch and channel dimensions with {name}.view(1, 1, -1)",
+            2: f"add a batch dimension with {name}.unsqueeze(0) (if it is (channels, samples))",
+        }.get(x.ndim, "reshape it")
+        raise ValueError(
+            f"{name} must have 3 dimensions (batch, channels, samples); got shape {tuple(x.shape)}: {hint}."
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be float32 or float64 audio; got dtype {x.dtype}. Use {name}.float().")
+    if channels is not None and x.shape[1] != channels:
+        kind = {1: "mono (1 channel)", 2: "stereo (2 channels)"}.get(channels, f"{channels} channels")
+        got = {1: "mono (1 channel)", 2: "stereo (2 channels)"}.get(x.shape[1], f"{x.shape[1]} channels")
+        fix = ""
+        if channels == 1 and x.shape[1] > 1:
+            fix = f" Downmix first with {name}.mean(dim=1, keepdim=True), or process each channel as its own batch item."
+        elif channels == 2 and x.shape[1] == 1:
+            fix = f" Pan it to stereo first (automix_lite.dsp.pan) or duplicate it with {name}.expand(-1, 2, -1)."
+        raise ValueError(f"{name} must be {kind}; got {got}, shape {tuple(x.shape)}.{fix}")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{name} has no samples (shape {tuple(x.shape)}).")
+    if finite:
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            b, c, n = (int(i) for i in bad.nonzero()[0])
+            count = int(bad.sum())
+            raise ValueError(
+                f"{name} contains {count} NaN or infinite sample(s) (first at batch {b}, channel {c}, "
+                f"sample {n}). Find where they come from, or replace them with torch.nan_to_num({name})."
+            )
+    return x
+
+
+def check_sample_rate(sample_rate: Number, name: str = "sample_rate") -> float:
+    """Return ``sample_rate`` as a float after checking it is a finite positive number (Hz)."""
+    if isinstance(sample_rate, torch.Tensor):
+        if sample_rate.numel() != 1:
+            raise ValueError(f"{name} must be a single number in Hz; got a tensor of shape {tuple(sample_rate.shape)}.")
+        sample_rate = float(sample_rate)
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)):
+        raise TypeError(f"{name} must be a number in Hz (e.g. 44100); got {type(sample_rate).__name__}.")
+    if not math.isfinite(sample_rate) or sample_rate <= 0:
+        raise ValueError(f"{name} must be a positive number of samples per second (e.g. 44100); got {sample_rate}.")
+    return float(sample_rate)
+
+
+def as_param(
+    value,
+    name: str,
+    batch: int,
+    like: torch.Tensor,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+    unit: str = "",
+    clamp: bool = False,
+) -> torch.Tensor:
+    """Turn a parameter (float, 0-d tensor or ``(batch,)`` tensor) into a ``(batch,)`` tensor.
+
+    The result has ``like``'s dtype and device and keeps the autograd graph. Values outside
+    ``[low, high]`` raise a ``ValueError`` naming the parameter, its value, its range and unit, or are
+    clamped into range when ``clamp=True`` (the effect's documentation then says so).
+    """
+    u = f" {unit}" if unit else ""
+    if isinstance(value, torch.Tensor):
+        t = value.to(device=like.device, dtype=like.dtype)
+        if t.ndim == 0:
+            t = t.expand(batch)
+        elif t.ndim == 1 and t.shape[0] in (1, batch):
+            t = t.expand(batch)
+        else:
+            raise ValueError(
+                f"{name} must be a number or a tensor of shape ({batch},) (one value per batch item); "
+                f"got shape {tuple(t.shape)}."
+            )
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        t = torch.full((batch,), float(value), dtype=like.dtype, device=like.device)
+    else:
+        raise TypeError(f"{name} must be a number or a tensor; got {type(value).__name__}.")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite; got {t.detach().cpu().tolist()}{u}.")
+    if low is not None or high is not None:
+        lo = -math.inf if low is None else low
+        hi = math.inf if high is None else high
+        if clamp:
+            t = t.clamp(lo, hi)
+        else:
+            out = (t < lo) | (t > hi)
+            if bool(out.any()):
+                bad = t.detach()[out].cpu().tolist()
+                shown = bad[0] if len(bad) == 1 else bad[:4]
+                raise ValueError(
+                    f"{name}={shown}{u} is outside its range [{lo:g}, {hi:g}]{u}. "
+                    f"Choose a value inside the range."
+                )
+    return t
+
+
+def bcast(p: torch.Tensor) -> torch.Tensor:
+    """View a ``(batch,)`` parameter as ``(batch, 1, 1)`` to broadcast against ``(batch, channels, samples)``."""
+    return p.view(-1, 1, 1)

@@ -1,0 +1,182 @@
+"""Audio files, resampling and loudness (taught in ``notebooks/02_gain_loudness_panning.ipynb``).
+
+- :func:`load` / :func:`save`: audio files through ``soundfile`` as ``(1, channels, samples)`` float32
+  tensors; ``load(path, sample_rate=...)`` always returns audio at the requested rate.
+- :func:`resample`: exact polyphase resampling (``scipy.signal.resample_poly``) of ``(B, C, T)`` tensors.
+- :func:`loudness_lufs` / :func:`normalize_loudness`: integrated loudness after ITU-R BS.1770
+  (K-weighting, 400 ms blocks, -70 LUFS absolute and -10 LU relative gates) via ``pyloudnorm``.
+- :func:`db_to_gain` / :func:`gain_to_db`: the decibel helpers of :mod:`automix_lite.dsp.panning`.
+
+Resampling and loudness measurement run in NumPy/SciPy on the CPU: they are not differentiable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from ._checks import as_param, bcast, check_audio, check_sample_rate
+from .dsp.panning import db_to_gain, gain_to_db  # noqa: F401  (re-exported)
+
+MIN_LOUDNESS_SECONDS = 0.4  # one BS.1770 gating block
+LOUDNESS_RANGE = (-70.0, 0.0)  # target_lufs range: -70 LUFS is BS.1770's absolute gate
+
+
+def _whole_hz(sample_rate, name: str) -> int:
+    sr = check_sample_rate(sample_rate, name)
+    if sr != int(sr):
+        raise ValueError(f"{name} must be a whole number of Hz for exact polyphase resampling; got {sr}.")
+    return int(sr)
+
+
+def resample(x: torch.Tensor, orig_sr, new_sr) -> torch.Tensor:
+    """Resample ``x`` ``(batch, channels, samples)`` from ``orig_sr`` to ``new_sr`` Hz (whole numbers).
+
+    Exact rational polyphase resampling (``scipy.signal.resample_poly``, up/down = new/old in lowest
+    terms, Kaiser-windowed anti-aliasing filter). The output has ``ceil(samples * new_sr / orig_sr)``
+    samples, ``x``'s dtype and device. Runs in SciPy: no gradient flows through it.
+    """
+    from scipy.signal import resample_poly
+
+    check_audio(x)
+    old, new = _whole_hz(orig_sr, "orig_sr"), _whole_hz(new_sr, "new_sr")
+    if old == new:
+        return x
+    ratio = Fraction(new, old)
+    y = resample_poly(x.detach().cpu().double().numpy(), ratio.numerator, ratio.denominator, axis=-1)
+    return torch.from_numpy(y).to(dtype=x.dtype, device=x.device)
+
+
+def load(path, sample_rate=None, mono: bool = False):
+    """Read an audio file as ``(audio, sample_rate)``; ``audio`` is a float32 tensor ``(1, channels, samples)``.
+
+    ``sample_rate`` (Hz): when given, the audio is resampled to it (see :func:`resample`) and that rate
+    is returned. ``mono=True`` averages the channels into one. Raises ``FileNotFoundError`` for a
+    missing file and ``ValueError`` for a file that is not readable audio or has no samples.
+    """
+    import soundfile as sf
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no audio file at {path!r}: check the path (relative paths start at {os.getcwd()!r}).")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a folder, not an audio file.")
+    try:
+        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as err:
+        raise ValueError(
+            f"cannot read {path!r} as audio ({err}). Formats soundfile reads: WAV, FLAC, OGG, AIFF, MP3 and more; "
+            "is the file complete and really audio?"
+        ) from None
+    if data.shape[0] == 0:
+        raise ValueError(f"{path!r} contains no audio samples (0 frames).")
+    audio = torch.from_numpy(np.ascontiguousarray(data.T)).unsqueeze(0)
+    if mono:
+        audio = audio.mean(dim=1, keepdim=True)
+    if sample_rate is not None:
+        audio = resample(audio, file_sr, sample_rate)
+        file_sr = _whole_hz(sample_rate, "sample_rate")
+    return audio, int(file_sr)
+
+
+def save(path, audio, sample_rate, overwrite: bool = False, subtype: str = "PCM_24"):
+    """Write ``audio`` ((samples,), (channels, samples) or (1, channels, samples)) to ``path``; returns the path.
+
+    The format follows the extension (``.wav``, ``.flac``, ...); ``subtype`` is the sample format
+    (``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``, ...). An existing file is kept unless ``overwrite=True``.
+    NaN/inf samples raise a ``ValueError``; peaks above 0 dBFS give a warning (integer subtypes clip them).
+    """
+    import soundfile as sf
+
+    path = os.fspath(path)
+    sr = _whole_hz(sample_rate, "sample_rate")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it, or choose another name.")
+    a = audio.detach().cpu().double().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, dtype=np.float64)
+    if a.ndim == 3:
+        if a.shape[0] != 1:
+            raise ValueError(f"save writes one clip; got a batch of {a.shape[0]}. Save each item, e.g. audio[0:1].")
+        a = a[0]
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2 or a.shape[1] == 0:
+        raise ValueError(f"audio must be (samples,), (channels, samples) or (1, channels, samples) with samples; got shape {a.shape}.")
+    if not np.isfinite(a).all():
+        raise ValueError(f"audio for {path!r} contains NaN or infinite samples; refusing to write it.")
+    fmt = os.path.splitext(path)[1].lstrip(".").upper()
+    if fmt not in sf.available_formats():
+        raise ValueError(f"cannot tell the audio format from {path!r}; use an extension such as .wav or .flac.")
+    if not sf.check_format(fmt, subtype):
+        raise ValueError(f"subtype={subtype!r} is not valid for {fmt}; choose one of {sorted(sf.available_subtypes(fmt))}.")
+    peak = float(np.abs(a).max())
+    if peak > 1.0:
+        clip = "clipped at 0 dBFS in the file" if subtype.startswith("PCM") else "clipped on playback"
+        warnings.warn(
+            f"audio for {path!r} peaks at {gain_to_db(peak):+.2f} dBFS and will be {clip}; "
+            "lower its level (e.g. automix_lite.dsp.gain) before saving.",
+            stacklevel=2,
+        )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sf.write(path, a.T, sr, subtype=subtype)
+    return path
+
+
+def loudness_lufs(x: torch.Tensor, sample_rate) -> torch.Tensor:
+    """Integrated loudness (LUFS) of each batch item of ``x`` ``(batch, channels, samples)``; returns ``(batch,)``.
+
+    ITU-R BS.1770 via ``pyloudnorm``: K-weighting, mean square over 400 ms blocks (75 % overlap),
+    absolute gate at -70 LUFS and relative gate 10 LU below the ungated loudness; channels (at most 5,
+    order L, R, C, Ls, Rs) are summed with the standard weights. The standard gives a 1 kHz sine at
+    0 dBFS -3.01 LUFS in mono (0.0 on both stereo channels); pyloudnorm, whose K-weighting filters are
+    redesigned for every rate rather than taken from the standard's 48 kHz table, reads 0.04 LU lower. Items that are silent (no block
+    above -70 LUFS) measure ``-inf`` with a warning. Needs at least 0.4 s of audio. Not differentiable.
+    """
+    check_audio(x)
+    values, silent = _measure(x, sample_rate)
+    if silent:
+        warnings.warn(
+            f"batch item(s) {silent} are silent (no 400 ms block above -70 LUFS): their loudness is -inf LUFS.",
+            stacklevel=2,
+        )
+    return values
+
+
+def _measure(x: torch.Tensor, sample_rate):
+    """(loudness per item as a (batch,) tensor, indices of silent items)."""
+    import pyloudnorm
+
+    sr = check_sample_rate(sample_rate)
+    if x.shape[1] > 5:
+        raise ValueError(f"BS.1770 loudness takes at most 5 channels (L, R, C, Ls, Rs); got {x.shape[1]}.")
+    if x.shape[-1] < MIN_LOUDNESS_SECONDS * sr:
+        raise ValueError(
+            f"loudness needs at least {MIN_LOUDNESS_SECONDS} s of audio (one gating block, "
+            f"{math.ceil(MIN_LOUDNESS_SECONDS * sr)} samples at {sr:g} Hz); got {x.shape[-1]} samples."
+        )
+    meter = pyloudnorm.Meter(sr)
+    data = x.detach().cpu().double().numpy()
+    values = [float(meter.integrated_loudness(item.T)) for item in data]
+    silent = [i for i, v in enumerate(values) if v == -math.inf]
+    return torch.tensor(values, dtype=x.dtype, device=x.device), silent
+
+
+def normalize_loudness(x: torch.Tensor, sample_rate, target_lufs) -> torch.Tensor:
+    """Scale each batch item of ``x`` ``(batch, channels, samples)`` to ``target_lufs`` integrated loudness.
+
+    ``target_lufs``: float or ``(batch,)`` tensor in [-70, 0] LUFS. The gain ``target - measured`` (dB)
+    is measured without gradient and applied as a constant, so gradients flow to ``x`` only. Silent
+    items (``-inf`` LUFS) cannot be normalised and are returned unchanged, with a warning. Peaks may
+    exceed 0 dBFS afterwards; check with ``automix_lite.display.peak_db``.
+    """
+    check_audio(x)
+    target = as_param(target_lufs, "target_lufs", x.shape[0], x, *LOUDNESS_RANGE, "LUFS").detach()
+    measured, silent = _measure(x, sample_rate)
+    if silent:
+        warnings.warn(f"batch item(s) {silent} are silent (-inf LUFS) and are left unchanged.", stacklevel=2)
+    change_db = torch.where(torch.isfinite(measured), target - measured, torch.zeros_like(measured))
+    return bcast(db_to_gain(change_db)) * x
