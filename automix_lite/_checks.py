@@ -118,7 +118,7 @@ def as_param(
         else:
             out = (t < lo) | (t > hi)
             if bool(out.any()):
-                bad = t.detach()[out].cpu().tolist()
+                bad = list(dict.fromkeys(t.detach()[out].cpu().tolist()))  # each bad value once
                 shown = bad[0] if len(bad) == 1 else bad[:4]
                 raise ValueError(
                     f"{name}={shown}{u} is outside its range [{lo:g}, {hi:g}]{u}. "

@@ -1,0 +1,594 @@
+"""The channel strip and the mixing console (taught in ``notebooks/06_channel_strip_console.ipynb``).
+
+Signal chain after Steinmetz (2020, sec. 4.2.5, fig. 8), with the reverb as a send to a shared bus:
+
+    track (mono) -> gain -> high-pass -> parametric EQ -> compressor -> pan -> (stereo) -> master bus
+                                                                            '-> send level -> reverb bus
+
+    master = master_gain * ( sum_tracks strip_out + reverb_return * reverb(sum_tracks send) )
+
+- Gain: ``gain_db``. EQ: a 2nd-order Butterworth high-pass (Q = 0.707; 20 Hz is practically off), a
+  low shelf, ``n_peaks`` peaking bands and a high shelf (shelf Q = 0.707): all ``3 + n_peaks``
+  biquads run in one ``sosfilt`` call. Compressor: ``dynamics.compressor`` (ratio 1 = bypass).
+  Pan: ``panning.pan`` with the ``"-4.5dB"`` law by default (``DEFAULT_PAN_LAW``), the compromise
+  between linear (-6 dB in the centre) and constant-power (-3 dB) panning used on many consoles.
+- Send: post-fader, post-pan (stereo), scaled by ``reverb_send_db``. The reverb bus convolves the left
+  and right sums of the sends with two decorrelated impulse responses of the same decay time
+  ``reverb_t60_s`` (``reverb.reverb_impulse_response`` with its default damping and early
+  reflections, unit energy, a fixed seed: the same parameters always give the same reverb), 100 % wet,
+  then scales them by ``reverb_return_db``. ``master_gain_db`` scales the sum.
+
+Parameters live in one table, ``SPECS`` (a tuple of ``ParamSpec``), in real units. Three levels:
+``"track"`` (one value per track: ``(B, N)`` for the console, ``(B,)`` for one strip), ``"peak"``
+(one per track and peaking band: ``(B, N, P)`` / ``(B, P)``) and ``"bus"`` (one per mix: ``(B,)``).
+``params_to_normalized`` / ``params_from_normalized`` map them to and from [0, 1] controls (linear or
+logarithmic per parameter), the interface used by the neural networks of Parts 2 and 3.
+
+Cutoff ranges reach 16 kHz; at sample rates below 35.6 kHz cutoffs above 0.45 fs are clamped to
+0.45 fs inside the strip (so ranges and normalisation do not depend on the sample rate).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .._checks import as_param, check_audio, check_sample_rate
+from .biquad import biquad_sos, parametric_eq_sos, sosfilt
+from .dynamics import compressor
+from .panning import LAWS, db_to_gain, pan
+from .reverb import fft_convolve, reverb_impulse_response
+
+DEFAULT_PAN_LAW = "-4.5dB"
+DEFAULT_N_PEAKS = 3
+FILTER_Q = 0.707  # Q of the high-pass and of both shelves (Butterworth-like)
+CUTOFF_LIMIT = 0.45  # cutoffs are clamped to CUTOFF_LIMIT * sample_rate (acts only below 35.6 kHz)
+REVERB_SEED = 0  # noise seed of the reverb bus's stereo impulse response
+LEVELS = ("track", "peak", "bus")
+SCALES = ("linear", "log")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One console parameter: range ``[low, high]`` in ``unit``, ``scale`` of its [0, 1] control.
+
+    ``scale="log"`` maps geometrically: ``value = low * (high / low) ** n``; ``"linear"``:
+    ``value = low + (high - low) * n``. ``level`` is ``"track"``, ``"peak"`` or ``"bus"``.
+    """
+
+    name: str
+    low: float
+    high: float
+    unit: str
+    scale: str = "linear"
+    default: float = 0.0
+    doc: str = ""
+    level: str = "track"
+
+    def to_normalized(self, value: torch.Tensor) -> torch.Tensor:
+        """Real units -> [0, 1] (no checks; see ``params_to_normalized``)."""
+        if self.scale == "log":
+            return torch.log(value / self.low) / math.log(self.high / self.low)
+        return (value - self.low) / (self.high - self.low)
+
+    def from_normalized(self, norm: torch.Tensor) -> torch.Tensor:
+        """[0, 1] -> real units (no clamping; see ``params_from_normalized``)."""
+        if self.scale == "log":
+            return self.low * torch.exp(norm * math.log(self.high / self.low))
+        return self.low + (self.high - self.low) * norm
+
+
+SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("gain_db", -48.0, 24.0, "dB", "linear", 0.0, "input gain (trim/fader)"),
+    ParamSpec("highpass_cutoff_hz", 20.0, 1000.0, "Hz", "log", 20.0, "high-pass cutoff, 12 dB/octave; 20 Hz ~ off"),
+    ParamSpec("low_shelf_gain_db", -24.0, 24.0, "dB", "linear", 0.0, "low shelf gain"),
+    ParamSpec("low_shelf_cutoff_hz", 20.0, 1000.0, "Hz", "log", 100.0, "low shelf cutoff"),
+    ParamSpec("peak_gain_db", -24.0, 24.0, "dB", "linear", 0.0, "gain of each peaking band", "peak"),
+    ParamSpec("peak_cutoff_hz", 20.0, 16000.0, "Hz", "log", 1000.0,
+              "centre of each peaking band; defaults spread 250-4000 Hz (peak_cutoff_defaults)", "peak"),
+    ParamSpec("peak_q", 0.1, 10.0, "", "log", 0.707, "Q (sharpness) of each peaking band", "peak"),
+    ParamSpec("high_shelf_gain_db", -24.0, 24.0, "dB", "linear", 0.0, "high shelf gain"),
+    ParamSpec("high_shelf_cutoff_hz", 1000.0, 16000.0, "Hz", "log", 8000.0, "high shelf cutoff"),
+    ParamSpec("threshold_db", -60.0, 0.0, "dB", "linear", 0.0, "compressor threshold"),
+    ParamSpec("ratio", 1.0, 20.0, "", "log", 1.0, "compressor ratio (1 = no compression)"),
+    ParamSpec("attack_ms", 0.1, 100.0, "ms", "log", 10.0, "compressor attack time"),
+    ParamSpec("release_ms", 10.0, 1000.0, "ms", "log", 100.0, "compressor release time"),
+    ParamSpec("knee_db", 0.0, 12.0, "dB", "linear", 6.0, "compressor knee width (0 = hard knee)"),
+    ParamSpec("makeup_db", 0.0, 24.0, "dB", "linear", 0.0, "compressor make-up gain"),
+    ParamSpec("pan", 0.0, 1.0, "", "linear", 0.5, "pan position: 0 = left, 0.5 = centre, 1 = right"),
+    ParamSpec("reverb_send_db", -80.0, 0.0, "dB", "linear", -80.0, "post-pan send level to the reverb bus"),
+    ParamSpec("reverb_t60_s", 0.1, 5.0, "s", "log", 1.5, "reverb decay time (T60)", "bus"),
+    ParamSpec("reverb_return_db", -48.0, 12.0, "dB", "linear", 0.0, "reverb return level", "bus"),
+    ParamSpec("master_gain_db", -48.0, 24.0, "dB", "linear", 0.0, "master bus gain", "bus"),
+)
+"""The console's parameters in chain order: track-level, peak-level (one per band), then bus-level."""
+
+SPEC_BY_NAME = {s.name: s for s in SPECS}
+STRIP_NAMES = tuple(s.name for s in SPECS if s.level != "bus")
+BUS_NAMES = tuple(s.name for s in SPECS if s.level == "bus")
+ALL_NAMES = STRIP_NAMES + BUS_NAMES
+
+
+def peak_cutoff_defaults(n_peaks: int) -> list:
+    """Default centres of ``n_peaks`` peaking bands: geometrically spaced from 250 to 4000 Hz (1 band: 1 kHz)."""
+    if n_peaks == 1:
+        return [1000.0]
+    return [250.0 * 16.0 ** (k / (n_peaks - 1)) for k in range(n_peaks)]
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _check_law(law: str) -> str:
+    if law not in LAWS:
+        raise ValueError(f"pan_law={law!r} is not a panning law; use one of {', '.join(map(repr, LAWS))}.")
+    return law
+
+
+def _check_n_peaks(n_peaks) -> int:
+    if isinstance(n_peaks, bool) or not isinstance(n_peaks, int) or n_peaks < 0:
+        raise ValueError(f"n_peaks must be a non-negative integer (number of peaking bands); got {n_peaks!r}.")
+    return n_peaks
+
+
+def _check_keys(params, expected: Sequence[str], what: str) -> None:
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of parameter name -> value; got {type(params).__name__}. "
+                        "Start from default_params(batch, n_tracks).")
+    missing = [k for k in expected if k not in params]
+    extra = [k for k in params if k not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if extra:
+            parts.append(f"unknown {', '.join(map(str, extra))}")
+        raise ValueError(f"params for {what}: {'; '.join(parts)}. The names are those of "
+                         f"automix_lite.dsp.console.SPECS ({what} takes {', '.join(expected)}).")
+
+
+def _n_peaks_of(params, lead: int, default: int) -> int:
+    """The number of peaking bands given by the peak-level tensors (last dim), else ``default``."""
+    for name in ("peak_gain_db", "peak_cutoff_hz", "peak_q"):
+        v = params.get(name)
+        if isinstance(v, torch.Tensor) and v.ndim == lead + 1:
+            return v.shape[-1]
+    return default
+
+
+def _shape_text(shape, dims) -> str:
+    return "(" + ", ".join(f"{d}={s}" for d, s in zip(dims, shape)) + ")"
+
+
+def _validated(params, names, shapes, dims, like) -> dict:
+    """Check and convert ``params`` to tensors on ``like``'s dtype/device with the exact ``shapes[level]``.
+
+    Numbers broadcast to the full shape; tensors must have the shape (a leading batch size of 1
+    broadcasts). Values are range-checked with ``_checks.as_param``.
+    """
+    out = {}
+    for name in names:
+        spec = SPEC_BY_NAME[name]
+        shape, dim = shapes[spec.level], dims[spec.level]
+        value = params[name]
+        if isinstance(value, torch.Tensor) and value.ndim > 0:
+            t = value.to(device=like.device, dtype=like.dtype)
+            if t.ndim != len(shape) or t.shape[1:] != shape[1:] or t.shape[0] not in (1, shape[0]):
+                raise ValueError(f"{name} must have shape {_shape_text(shape, dim)}; got {tuple(t.shape)}. "
+                                 "Give one value per batch item" + (", track" if "tracks" in dim else "")
+                                 + (" and band" if "bands" in dim else "") + ".")
+            t = t.expand(shape)
+        elif isinstance(value, (int, float, torch.Tensor)) and not isinstance(value, bool):
+            t = torch.as_tensor(value, dtype=like.dtype, device=like.device).expand(shape)
+        else:
+            raise TypeError(f"{name} must be a number or a tensor of shape {_shape_text(shape, dim)}; "
+                            f"got {type(value).__name__}.")
+        flat = t.reshape(-1)
+        if flat.numel():
+            as_param(flat, name, flat.numel(), like, spec.low, spec.high, spec.unit)
+        out[name] = t
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Normalisation and parameter sets
+# --------------------------------------------------------------------------------------------
+
+
+def _known(params, what: str):
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{what} must be a dict of parameter name -> value; got {type(params).__name__}.")
+    unknown = [k for k in params if k not in SPEC_BY_NAME]
+    if unknown:
+        raise ValueError(f"{what} has unknown parameter(s) {', '.join(map(str, unknown))}; "
+                         f"known names: {', '.join(ALL_NAMES)}.")
+
+
+def params_to_normalized(params: Mapping) -> dict:
+    """Real units -> [0, 1] controls, per ``SPECS`` (linear or logarithmic); same keys and shapes.
+
+    ``params`` maps any of the ``SPECS`` names to numbers or tensors of any shape; values outside a
+    parameter's range raise a ``ValueError``. Differentiable; the exact inverse of
+    ``params_from_normalized`` on [0, 1].
+    """
+    _known(params, "params")
+    out = {}
+    for name, value in params.items():
+        spec = SPEC_BY_NAME[name]
+        t = value if isinstance(value, torch.Tensor) else torch.tensor(float(value), dtype=torch.get_default_dtype())
+        flat = t.reshape(-1)
+        if flat.numel():
+            as_param(flat, name, flat.numel(), flat, spec.low, spec.high, spec.unit)
+        out[name] = spec.to_normalized(t)
+    return out
+
+
+def params_from_normalized(norm: Mapping) -> dict:
+    """[0, 1] controls -> real units, per ``SPECS``; same keys and shapes. Differentiable.
+
+    Values are first clamped into [0, 1] (so any network output maps into range; the gradient is
+    zero outside [0, 1], so squash outputs, e.g. with a sigmoid, before calling this). NaN raises.
+    """
+    _known(norm, "norm")
+    out = {}
+    for name, value in norm.items():
+        t = value if isinstance(value, torch.Tensor) else torch.tensor(float(value), dtype=torch.get_default_dtype())
+        if bool(torch.isnan(t).any()):
+            raise ValueError(f"normalized {name} contains NaN; check the network that produced it.")
+        out[name] = SPEC_BY_NAME[name].from_normalized(t.clamp(0.0, 1.0))
+    return out
+
+
+def _shapes(batch: int, n_tracks: Optional[int], n_peaks: int):
+    lead = (batch,) if n_tracks is None else (batch, n_tracks)
+    return {"track": lead, "peak": lead + (n_peaks,), "bus": (batch,)}
+
+
+def _check_sizes(batch, n_tracks, n_peaks):
+    for v, n in ((batch, "batch"), (n_tracks, "n_tracks")):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{n} must be a positive integer; got {v!r}.")
+    return _check_n_peaks(n_peaks)
+
+
+def default_params(batch: int = 1, n_tracks: int = 1, n_peaks: int = DEFAULT_N_PEAKS,
+                   dtype=torch.float32, device=None) -> dict:
+    """Neutral console settings: every track centred at 0 dB, EQ flat (high-pass at 20 Hz), ratio 1,
+    reverb send at -80 dB, bus gains 0 dB. Track params ``(batch, n_tracks)``, peaks
+    ``(batch, n_tracks, n_peaks)``, bus params ``(batch,)``; fresh tensors you may edit in place.
+    """
+    n_peaks = _check_sizes(batch, n_tracks, n_peaks)
+    shapes = _shapes(batch, n_tracks, n_peaks)
+    out = {}
+    for s in SPECS:
+        if s.name == "peak_cutoff_hz":
+            t = torch.tensor(peak_cutoff_defaults(n_peaks) if n_peaks else [], dtype=dtype, device=device)
+            out[s.name] = t.expand(shapes["peak"]).clone()
+        else:
+            out[s.name] = torch.full(shapes[s.level], s.default, dtype=dtype, device=device)
+    return out
+
+
+def random_params(batch: int = 1, n_tracks: int = 1, generator: Optional[torch.Generator] = None,
+                  n_peaks: int = DEFAULT_N_PEAKS, dtype=torch.float32, device=None) -> dict:
+    """Parameters drawn uniformly over the normalized [0, 1] controls (so log-scaled parameters are
+    log-uniform), as the thesis samples its training configurations. ``generator`` (a CPU
+    ``torch.Generator``) makes the draw reproducible. Shapes as in ``default_params``.
+    """
+    n_peaks = _check_sizes(batch, n_tracks, n_peaks)
+    shapes = _shapes(batch, n_tracks, n_peaks)
+    norm = {s.name: torch.rand(shapes[s.level], generator=generator, dtype=dtype).to(device) for s in SPECS}
+    return params_from_normalized(norm)
+
+
+def pack_params(params: Mapping) -> tuple:
+    """Concatenate console params (real or normalized) into ``(track (B, N, D), bus (B, D_bus))``.
+
+    Columns follow ``param_names(n_peaks)``: ``SPECS`` order, peak parameters expanded band by band.
+    """
+    _check_keys(params, ALL_NAMES, "pack_params")
+    cols = [params[n] if SPEC_BY_NAME[n].level == "peak" else params[n].unsqueeze(-1) for n in STRIP_NAMES]
+    return torch.cat(cols, -1), torch.stack([params[n] for n in BUS_NAMES], -1)
+
+
+def param_names(n_peaks: int = DEFAULT_N_PEAKS) -> tuple:
+    """Column names of ``pack_params``: ``(track_columns, bus_columns)``; peaks as ``peak_gain_db[k]``."""
+    track = []
+    for n in STRIP_NAMES:
+        track += [f"{n}[{k}]" for k in range(n_peaks)] if SPEC_BY_NAME[n].level == "peak" else [n]
+    return tuple(track), BUS_NAMES
+
+
+def unpack_params(track: torch.Tensor, bus: torch.Tensor, n_peaks: int = DEFAULT_N_PEAKS) -> dict:
+    """Inverse of ``pack_params``: ``track`` (B, N, D) and ``bus`` (B, D_bus) -> params dict."""
+    n_peaks = _check_n_peaks(n_peaks)
+    width = len(param_names(n_peaks)[0])
+    if track.ndim != 3 or track.shape[-1] != width or bus.ndim != 2 or bus.shape[-1] != len(BUS_NAMES):
+        raise ValueError(f"track must be (batch, tracks, {width}) and bus (batch, {len(BUS_NAMES)}) for "
+                         f"n_peaks={n_peaks}; got {tuple(track.shape)} and {tuple(bus.shape)}.")
+    out, i = {}, 0
+    for n in STRIP_NAMES:
+        if SPEC_BY_NAME[n].level == "peak":
+            out[n], i = track[..., i:i + n_peaks], i + n_peaks
+        else:
+            out[n], i = track[..., i], i + 1
+    out.update({n: bus[:, j] for j, n in enumerate(BUS_NAMES)})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Processing
+# --------------------------------------------------------------------------------------------
+
+
+EQ_NAMES = ("highpass_cutoff_hz", "low_shelf_gain_db", "low_shelf_cutoff_hz", "peak_gain_db", "peak_cutoff_hz",
+            "peak_q", "high_shelf_gain_db", "high_shelf_cutoff_hz")
+
+
+def _eq_sos(sr: float, p: Mapping, m: int, like: torch.Tensor) -> torch.Tensor:
+    """Sections (M, 3 + P, 6) of high-pass + parametric EQ from track params (M,) and peaks (M, P)."""
+    cap = CUTOFF_LIMIT * sr
+    hp = biquad_sos("highpass", 0.0, p["highpass_cutoff_hz"].clamp(max=cap), FILTER_Q, sr)
+    eq = parametric_eq_sos(
+        sr, batch=m, like=like,
+        low_shelf_gain_db=p["low_shelf_gain_db"], low_shelf_cutoff_hz=p["low_shelf_cutoff_hz"].clamp(max=cap),
+        low_shelf_q=FILTER_Q, peak_gains_db=p["peak_gain_db"], peak_cutoffs_hz=p["peak_cutoff_hz"].clamp(max=cap),
+        peak_qs=p["peak_q"], high_shelf_gain_db=p["high_shelf_gain_db"],
+        high_shelf_cutoff_hz=p["high_shelf_cutoff_hz"].clamp(max=cap), high_shelf_q=FILTER_Q,
+    )
+    return torch.cat([hp.unsqueeze(1), eq], 1)
+
+
+def strip_eq_sos(sample_rate, params: Mapping) -> torch.Tensor:
+    """The strip's EQ as second-order sections ``(..., 3 + P, 6)``: high-pass, low shelf, P peaks, high shelf.
+
+    ``params`` holds (at least) the EQ names of ``SPECS`` as tensors: track-level ``(...)`` (e.g.
+    ``(B, N)``), peaks ``(..., P)``; other keys are ignored. For plots with ``biquad.sosfreqz``.
+    """
+    sr = check_sample_rate(sample_rate)
+    _known(params, "params")
+    missing = [k for k in EQ_NAMES if k not in params]
+    if missing:
+        raise ValueError(f"strip_eq_sos needs {', '.join(missing)} (names of SPECS); start from default_params.")
+    lead = params["highpass_cutoff_hz"].shape
+    m = math.prod(lead)
+    shapes = {"track": (m,), "peak": (m, _n_peaks_of(params, len(lead), DEFAULT_N_PEAKS)), "bus": (m,)}
+    flat = {k: (params[k].reshape(m, -1) if SPEC_BY_NAME[k].level == "peak" else params[k].reshape(m))
+            for k in EQ_NAMES}
+    dims = {"track": ("items",), "peak": ("items", "bands"), "bus": ("items",)}
+    like = params["highpass_cutoff_hz"]
+    p = _validated(flat, EQ_NAMES, shapes, dims, like if like.is_floating_point() else like.float())
+    sos = _eq_sos(sr, p, m, p["highpass_cutoff_hz"])
+    return sos.view(*lead, *sos.shape[1:])
+
+
+def _strip(x: torch.Tensor, sr: float, p: dict, law: str):
+    """All strips at once: ``x`` (M, 1, T), track params (M,), peaks (M, P) -> (out, send), each (M, 2, T)."""
+    m = x.shape[0]
+    y = x * db_to_gain(p["gain_db"]).view(m, 1, 1)
+    y = sosfilt(_eq_sos(sr, p, m, x).unsqueeze(1), y)  # all 3 + P sections in one pass
+    y = compressor(y, sr, p["threshold_db"], p["ratio"], p["attack_ms"], p["release_ms"], p["knee_db"], p["makeup_db"])
+    y = pan(y, p["pan"], law)
+    return y, y * db_to_gain(p["reverb_send_db"]).view(m, 1, 1)
+
+
+def channel_strip(x: torch.Tensor, sample_rate, params: Mapping, pan_law: str = DEFAULT_PAN_LAW):
+    """One channel strip per batch item: mono ``x`` (B, 1, T) -> ``(out, send)``, each stereo (B, 2, T).
+
+    gain -> high-pass + parametric EQ -> compressor -> pan; ``send`` is ``out`` scaled by
+    ``reverb_send_db`` (post-fader, post-pan). ``params`` holds exactly the strip names of ``SPECS``
+    (``STRIP_NAMES``): numbers or ``(B,)`` tensors, peak parameters ``(B, P)`` tensors (or numbers,
+    then ``P = 3``). Differentiable in ``x`` and every parameter.
+    """
+    check_audio(x, channels=1)
+    sr = check_sample_rate(sample_rate)
+    _check_law(pan_law)
+    _check_keys(params, STRIP_NAMES, "channel_strip")
+    b = x.shape[0]
+    shapes = _shapes(b, None, _n_peaks_of(params, 1, DEFAULT_N_PEAKS))
+    dims = {"track": ("batch",), "peak": ("batch", "bands"), "bus": ("batch",)}
+    return _strip(x, sr, _validated(params, STRIP_NAMES, shapes, dims, x), pan_law)
+
+
+def _check_tracks(tracks) -> torch.Tensor:
+    if isinstance(tracks, torch.Tensor) and tracks.ndim != 3:
+        raise ValueError(f"tracks must have 3 dimensions (batch, tracks, samples) with one mono track per "
+                         f"row; got shape {tuple(tracks.shape)}. One song of N tracks is tracks.view(1, N, -1).")
+    return check_audio(tracks, "tracks")
+
+
+def _check_mask(mask, batch: int, n_tracks: int, like: torch.Tensor) -> Optional[torch.Tensor]:
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (batch, n_tracks):
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        kind = f", dtype {mask.dtype}" if isinstance(mask, torch.Tensor) else ""
+        raise ValueError(f"mask must be a bool tensor of shape (batch={batch}, tracks={n_tracks}), True for real "
+                         f"tracks and False for padding; got {got}{kind}.")
+    return mask.to(device=like.device, dtype=like.dtype).view(batch, n_tracks, 1, 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _fixed_ir(sr: float, t60: tuple, seed: int, dtype, device) -> torch.Tensor:
+    return reverb_impulse_response(sr, torch.tensor(t60, dtype=dtype, device=device), seed=seed, channels=2)
+
+
+def _reverb_bus(send: torch.Tensor, sr: float, t60: torch.Tensor, seed: int) -> torch.Tensor:
+    """Stereo send sum (B, 2, T) -> 100 % wet stereo reverb (B, 2, T): a decorrelated two-channel IR
+    (``reverb.reverb_impulse_response`` with ``channels=2``, fixed ``seed``), one channel per side.
+    IRs of decay times that need no gradient are cached (hand mixing re-uses the same few)."""
+    if t60.requires_grad:
+        ir = reverb_impulse_response(sr, t60, seed=seed, channels=2, dtype=send.dtype, device=send.device)
+    else:
+        ir = _fixed_ir(sr, tuple(t60.tolist()), seed, send.dtype, send.device)
+    return fft_convolve(send, ir)
+
+
+def mix(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optional[torch.Tensor] = None,
+        pan_law: str = DEFAULT_PAN_LAW, reverb: bool = True, reverb_seed: int = REVERB_SEED) -> torch.Tensor:
+    """Mix mono ``tracks`` (B, N, T) into a stereo master (B, 2, T).
+
+    ``params`` holds every ``SPECS`` name: track-level ``(B, N)``, peak-level ``(B, N, P)``, bus-level
+    ``(B,)`` tensors (numbers broadcast; a batch size of 1 broadcasts); see ``default_params``.
+    ``mask`` (B, N) bool marks real tracks (False = padding, which contributes nothing; its
+    parameters must still lie in range). All B * N strips run at once as a (B * N, 1, T) batch.
+    ``reverb=False`` skips the reverb bus (its parameters are then unused). Differentiable in
+    ``tracks`` and every parameter.
+    """
+    tracks = _check_tracks(tracks)
+    sr = check_sample_rate(sample_rate)
+    _check_law(pan_law)
+    _check_keys(params, ALL_NAMES, "mix")
+    b, n, t = tracks.shape
+    w = _check_mask(mask, b, n, tracks)
+    shapes = _shapes(b, n, _n_peaks_of(params, 2, DEFAULT_N_PEAKS))
+    dims = {"track": ("batch", "tracks"), "peak": ("batch", "tracks", "bands"), "bus": ("batch",)}
+    p = _validated(params, ALL_NAMES, shapes, dims, tracks)
+    flat = {k: p[k].reshape(b * n, *p[k].shape[2:]) for k in STRIP_NAMES}
+    out, send = (v.view(b, n, 2, t) for v in _strip(tracks.reshape(b * n, 1, t), sr, flat, pan_law))
+    if w is not None:
+        out, send = out * w, send * w
+    master = out.sum(1)
+    if reverb:
+        ret = db_to_gain(p["reverb_return_db"]).view(b, 1, 1)
+        master = master + ret * _reverb_bus(send.sum(1), sr, p["reverb_t60_s"], reverb_seed)
+    return master * db_to_gain(p["master_gain_db"]).view(b, 1, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables for people
+# --------------------------------------------------------------------------------------------
+
+
+def _pan_text(p: float) -> str:
+    k = round(200 * (p - 0.5))
+    return "C" if k == 0 else (f"L{-k}" if k < 0 else f"R{k}")
+
+
+def param_rows(params: Mapping, item: int = 0, names: Optional[Sequence[str]] = None) -> list:
+    """Per-track settings of batch item ``item`` as a list of dicts (floats; peaks as lists)."""
+    _check_keys(params, ALL_NAMES, "param_rows")
+    n = params["gain_db"].shape[1]
+    names = list(names) if names is not None else [f"track {k}" for k in range(n)]
+    if len(names) != n:
+        raise ValueError(f"names has {len(names)} entries for {n} tracks; give one name per track.")
+    rows = []
+    for k in range(n):
+        row = {"track": names[k]}
+        for s in SPECS:
+            if s.level != "bus":
+                row[s.name] = params[s.name].detach()[item, k].cpu().tolist()
+        rows.append(row)
+    return rows
+
+
+def describe(params: Mapping, item: int = 0, names: Optional[Sequence[str]] = None) -> str:
+    """A readable text table of the console settings of batch item ``item`` (one line per track, then the buses)."""
+    rows = param_rows(params, item, names)
+    header = ["track", "gain", "HPF", "low shelf", "peaks (dB@Hz/Q)", "high shelf", "compressor (thr ratio att/rel)",
+              "pan", "send"]
+    lines = []
+    for r in rows:
+        peaks = " ".join(f"{g:+.0f}@{f:.0f}/{q:.1f}" for g, f, q in zip(r["peak_gain_db"], r["peak_cutoff_hz"], r["peak_q"]))
+        comp = ("off" if r["ratio"] <= 1.0 + 1e-6 else
+                f"{r['threshold_db']:.0f}dB {r['ratio']:.1f}:1 {r['attack_ms']:.3g}/{r['release_ms']:.3g}ms")
+        if r["makeup_db"] > 0:
+            comp += f" +{r['makeup_db']:.1f}"
+        send = "off" if r["reverb_send_db"] <= -80.0 + 1e-6 else f"{r['reverb_send_db']:+.1f} dB"
+        lines.append([r["track"], f"{r['gain_db']:+.1f} dB", f"{r['highpass_cutoff_hz']:.0f} Hz",
+                      f"{r['low_shelf_gain_db']:+.1f}@{r['low_shelf_cutoff_hz']:.0f}", peaks or "-",
+                      f"{r['high_shelf_gain_db']:+.1f}@{r['high_shelf_cutoff_hz']:.0f}", comp,
+                      _pan_text(r["pan"]), send])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    bus = {k: float(params[k].detach()[item]) for k in BUS_NAMES}
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines] + [
+        f"reverb bus: T60 {bus['reverb_t60_s']:.2f} s, return {bus['reverb_return_db']:+.1f} dB;  "
+        f"master {bus['master_gain_db']:+.1f} dB"])
+
+
+# --------------------------------------------------------------------------------------------
+# nn.Module wrappers
+# --------------------------------------------------------------------------------------------
+
+
+class ChannelStrip(nn.Module):
+    """``channel_strip`` as a module: ``forward(x (B, 1, T), params) -> (out, send)``, stereo (B, 2, T)."""
+
+    specs = tuple(s for s in SPECS if s.level != "bus")
+
+    def __init__(self, sample_rate, n_peaks: int = DEFAULT_N_PEAKS, pan_law: str = DEFAULT_PAN_LAW):
+        super().__init__()
+        self.sample_rate = check_sample_rate(sample_rate)
+        self.n_peaks = _check_n_peaks(n_peaks)
+        self.pan_law = _check_law(pan_law)
+
+    def forward(self, x: torch.Tensor, params: Mapping):
+        _check_bands(params, self.n_peaks, 1)
+        return channel_strip(x, self.sample_rate, params, self.pan_law)
+
+    def default_params(self, batch: int = 1, **kwargs) -> dict:
+        """Neutral strip settings: (batch,) tensors, peaks (batch, n_peaks)."""
+        p = default_params(batch, 1, self.n_peaks, **kwargs)
+        return {k: p[k][:, 0] for k in STRIP_NAMES}
+
+    params_to_normalized = staticmethod(params_to_normalized)
+    params_from_normalized = staticmethod(params_from_normalized)
+
+    def extra_repr(self) -> str:
+        return f"sample_rate={self.sample_rate:g}, n_peaks={self.n_peaks}, pan_law={self.pan_law!r}"
+
+
+def _check_bands(params, n_peaks: int, lead: int):
+    if isinstance(params, Mapping):
+        got = _n_peaks_of(params, lead, n_peaks)
+        if got != n_peaks:
+            raise ValueError(f"the peak parameters have {got} bands but this module has n_peaks={n_peaks}; "
+                             "build the params with its default_params / random_params.")
+
+
+class MixingConsole(nn.Module):
+    """``mix`` as a module: ``forward(tracks (B, N, T), params, mask=None) -> (B, 2, T)``.
+
+    Holds the sample rate, the number of peaking bands, the pan law and whether the reverb bus is on.
+    ``specs`` is the parameter table; ``params_to_normalized`` / ``params_from_normalized`` map to
+    and from [0, 1]; ``default_params`` / ``random_params`` build parameter sets; ``describe`` prints them.
+    """
+
+    specs = SPECS
+
+    def __init__(self, sample_rate, n_peaks: int = DEFAULT_N_PEAKS, pan_law: str = DEFAULT_PAN_LAW,
+                 reverb: bool = True, reverb_seed: int = REVERB_SEED):
+        super().__init__()
+        self.sample_rate = check_sample_rate(sample_rate)
+        self.n_peaks = _check_n_peaks(n_peaks)
+        self.pan_law = _check_law(pan_law)
+        self.reverb = bool(reverb)
+        self.reverb_seed = int(reverb_seed)
+
+    def forward(self, tracks: torch.Tensor, params: Mapping, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        _check_bands(params, self.n_peaks, 2)
+        return mix(tracks, self.sample_rate, params, mask, self.pan_law, self.reverb, self.reverb_seed)
+
+    def default_params(self, batch: int = 1, n_tracks: int = 1, **kwargs) -> dict:
+        """``default_params`` with this console's number of peaking bands."""
+        return default_params(batch, n_tracks, self.n_peaks, **kwargs)
+
+    def random_params(self, batch: int = 1, n_tracks: int = 1, generator=None, **kwargs) -> dict:
+        """``random_params`` with this console's number of peaking bands."""
+        return random_params(batch, n_tracks, generator, self.n_peaks, **kwargs)
+
+    params_to_normalized = staticmethod(params_to_normalized)
+    params_from_normalized = staticmethod(params_from_normalized)
+    describe = staticmethod(describe)
+
+    def extra_repr(self) -> str:
+        return (f"sample_rate={self.sample_rate:g}, n_peaks={self.n_peaks}, pan_law={self.pan_law!r}, "
+                f"reverb={self.reverb}")

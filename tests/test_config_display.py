@@ -1,0 +1,113 @@
+"""Run modes, seeding and the notebook players (automix_lite.config, automix_lite.display)."""
+
+import base64
+import io
+import random
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from automix_lite import config, display
+
+
+@pytest.mark.parametrize("value, expected", [("fast", "fast"), (" FULL ", "full"), ("", "standard"), (None, "standard")])
+def test_mode_reads_the_environment(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("AUTOMIX_MODE", raising=False)
+    else:
+        monkeypatch.setenv("AUTOMIX_MODE", value)
+    assert config.mode() == expected
+
+
+def test_bad_mode_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("AUTOMIX_MODE", "quick")
+    with pytest.raises(ValueError, match="'quick' is not a run mode; use one of fast, standard, full"):
+        config.mode()
+
+
+def test_pick_steps_and_seconds_follow_the_mode(monkeypatch):
+    expected = {"fast": (1, 20, 2.0), "standard": (2, 400, 6.0), "full": (3, 20000, 6.0)}
+    for m, (picked, steps, seconds) in expected.items():
+        monkeypatch.setenv("AUTOMIX_MODE", m)
+        assert config.pick(fast=1, standard=2, full=3) == picked
+        assert config.steps() == steps
+        assert config.seconds() == seconds  # full falls back to standard when not given
+    assert config.pick(fast=1, standard=2) == 2  # full without a value: standard's
+    assert config.seconds(full=30.0) == 30.0
+
+
+def test_device_and_seed_everything():
+    assert config.device("cpu") == torch.device("cpu")
+    assert config.device().type in ("cpu", "cuda")
+
+    def draw():
+        gen = config.seed_everything(123)
+        return random.random(), np.random.rand(), torch.rand(3), torch.rand(3, generator=gen)
+
+    first, second = draw(), draw()
+    assert first[0] == second[0] and first[1] == second[1]
+    assert torch.equal(first[2], second[2]) and torch.equal(first[3], second[3])
+    config.seed_everything(124)
+    assert not torch.equal(torch.rand(3), first[2])
+
+
+def decode_player(html):
+    """The WAV inside a player's HTML, as (samples, channels) floats and its rate."""
+    assert html.startswith("<audio")
+    payload = re.search(r"base64,([A-Za-z0-9+/=]+)", html).group(1)
+    data, rate = sf.read(io.BytesIO(base64.b64decode(payload)), always_2d=True)
+    return data, rate
+
+
+def test_players_do_not_normalise():
+    t = np.arange(8000) / 8000
+    clip = np.sin(2 * np.pi * 440 * t)
+    loud, rate = decode_player(display.player_html(0.5 * clip, 8000))
+    quiet, _ = decode_player(display.player_html(0.05 * clip, 8000))
+    assert rate == 8000
+    assert np.abs(loud).max() == pytest.approx(0.5, abs=1e-3)
+    assert np.abs(quiet).max() == pytest.approx(0.05, abs=1e-3)
+
+
+def test_players_cap_length_downsample_and_keep_channels():
+    sr = 44100
+    stereo = torch.zeros(1, 2, 10 * sr)
+    stereo[0, 0] = 0.3
+    data, rate = decode_player(display.player_html(stereo, sr, max_seconds=2.0))
+    assert rate == display.DISPLAY_RATE
+    assert data.shape == (2 * display.DISPLAY_RATE, 2)
+    assert np.abs(data[100:-100, 0]).max() == pytest.approx(0.3, abs=1e-3) and np.abs(data[:, 1]).max() == 0
+    data, rate = decode_player(display.player_html(torch.zeros(1, 1, 3 * sr), sr, max_seconds=1.0, display_rate=None))
+    assert rate == sr and data.shape == (sr, 1)
+
+
+def test_players_reject_bad_input_and_warn_on_clipping():
+    with pytest.raises(ValueError, match="NaN or inf"):
+        display.player_html(np.array([0.0, np.nan, 0.1]), 8000)
+    with pytest.raises(ValueError, match="batch of 2"):
+        display.player_html(torch.zeros(2, 1, 100), 8000)
+    with pytest.raises(ValueError, match="1 or 2 channels"):
+        display.player_html(np.zeros((3, 100)), 8000)
+    with pytest.warns(UserWarning, match=r"\+6.0 dBFS"):
+        data, _ = decode_player(display.player_html(np.full(100, 2.0), 8000))
+    assert np.abs(data).max() <= 1.0
+
+
+def test_play_table_labels_and_notes(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj.data))
+    display.play_table({"a <b>": np.zeros(100), "b": 0.1 * np.ones(100)}, 8000, notes={"b": "quiet & flat"})
+    (page,) = shown
+    assert page.count("<audio") == 2
+    assert "a &lt;b&gt;" in page and "quiet &amp; flat" in page
+
+
+def test_levels():
+    t = np.arange(48000) / 48000
+    s = np.sin(2 * np.pi * 1000 * t)
+    assert display.peak_db(0.5 * s) == pytest.approx(-6.02, abs=0.01)
+    assert display.rms_db(s) == pytest.approx(-3.01, abs=0.01)
+    assert display.peak_db(np.zeros(10)) == pytest.approx(-240.0)
