@@ -111,29 +111,16 @@ def _knee(u, half, w, inv2w):
     return k * k * inv2w + (t - k)
 
 
-@numba.njit(inline="always", error_model="numpy")
-def _level(det, b, n0, m, inv_n, pw, xg):
-    """Samples n0 .. n0+m-1 of row ``b``: pw = mean_c det^2 + eps and x_G = 10 log10(pw) (SIMD loops)."""
-    for i in range(m):
-        pw[i] = 0.0
-    for c in range(det.shape[1]):
-        for i in range(m):
-            v = np.float64(det[b, c, n0 + i])
-            pw[i] += v * v
-    for i in range(m):
-        pw[i] = pw[i] * inv_n + EPS
-        xg[i] = _DB_PER_NEPER * _ln(pw[i])
-
-
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _forward_row(x, det, prm, direction, y, dbuf, save, gr_only, b):
-    """Detector, gain computer, smoother and gain for batch row ``b``, a block at a time: level (SIMD),
-    gain computer and smoother (serial), gain (SIMD). ``prm`` (B, 7) float64 rows hold
+def _forward_row(x, det, prm, direction, y, gbuf, dbuf, xgbuf, save, gr_only, b):
+    """Detector, gain computer, smoother and gain for batch row ``b``, a block at a time: level (SIMD
+    loops), gain computer and smoother (serial), gain (SIMD). ``prm`` (B, 7) float64 rows hold
     [threshold, s, knee, range, makeup, a_up, a_down]. Writes ``y`` (B, C, T), or the smoothed gain
-    reduction y_L (B, 1, T) when ``gr_only``; when ``save``, also d = y_L[n-1] - x_L[n] (B, T), all
-    that backward needs besides the inputs (its sign is the branch taken)."""
+    reduction y_L (B, 1, T) when ``gr_only``; when ``save``, also what backward needs, each (B, T):
+    the gain, d = y_L[n-1] - x_L[n] (its sign is the branch taken) and x_G."""
     n_ch, n_samp = x.shape[1], x.shape[2]
-    inv_n = 1.0 / det.shape[1]
+    n_det = det.shape[1]
+    inv_n = 1.0 / n_det
     thr, s, w, rng, mk = prm[b, 0], prm[b, 1], prm[b, 2], prm[b, 3], prm[b, 4]
     a_up, a_dn = prm[b, 5], prm[b, 6]
     c_up, c_dn = 1.0 - a_up, 1.0 - a_dn
@@ -143,14 +130,21 @@ def _forward_row(x, det, prm, direction, y, dbuf, save, gr_only, b):
     # gain reduction rises faster than it falls; the usual case) and the smaller one otherwise, so a
     # max or min replaces the data-dependent branch.
     up_faster = c_up >= c_dn
-    pw = np.empty(_BLOCK)
     buf = np.empty(_BLOCK)  # x_G, then y_L, then the gain
     yl = 0.0
     for n0 in range(0, n_samp, _BLOCK):
         m = min(_BLOCK, n_samp - n0)
-        _level(det, b, n0, m, inv_n, pw, buf)
         for i in range(m):
-            xl = min(s * _knee(direction * (buf[i] - thr), half, w, inv2w), rng)
+            buf[i] = 0.0
+        for c in range(n_det):
+            for i in range(m):
+                v = np.float64(det[b, c, n0 + i])
+                buf[i] += v * v
+        for i in range(m):
+            buf[i] = _DB_PER_NEPER * _ln(buf[i] * inv_n + EPS)
+        for i in range(m):
+            xg = buf[i]
+            xl = min(s * _knee(direction * (xg - thr), half, w, inv2w), rng)
             d = yl - xl
             y_up = a_up * yl + c_up * xl
             y_dn = a_dn * yl + c_dn * xl
@@ -158,59 +152,53 @@ def _forward_row(x, det, prm, direction, y, dbuf, save, gr_only, b):
             buf[i] = yl
             if save:
                 dbuf[b, n0 + i] = d - _TINY * (d < 0.0)
+                xgbuf[b, n0 + i] = xg
         if gr_only:
             for i in range(m):
                 y[b, 0, n0 + i] = buf[i]
             continue
         for i in range(m):
             buf[i] = _exp(_NEPER_PER_DB20 * (mk - buf[i]))
+        if save:
+            for i in range(m):
+                gbuf[b, n0 + i] = buf[i]
         for c in range(n_ch):
             for i in range(m):
                 y[b, c, n0 + i] = x[b, c, n0 + i] * buf[i]
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _backward_row(x, det, prm, direction, gy, dbuf, gx, gdet, gprm, b):
-    """Adjoint of ``_forward_row`` for batch row ``b``, a block at a time from the end. Recomputes the
-    level, gain computer and gain from the inputs and d (cheaper than storing them: memory traffic
-    costs more than the SIMD ln and exp). Writes ``gx``, adds the detector gradient to ``gdet``
-    (which is ``gx`` itself when x is its own detector) and writes the parameter gradients to
-    ``gprm`` (B, 7). ``lam`` is dLoss/dy_L[n] through all later samples."""
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _backward_row(x, det, prm, direction, gy, gbuf, dbuf, xgbuf, gx, gdet, gprm, b):
+    """Adjoint of ``_forward_row`` for batch row ``b``, a block at a time from the end. Writes ``gx``,
+    adds the detector gradient to ``gdet`` (which is ``gx`` itself when x is its own detector) and
+    writes the parameter gradients to ``gprm`` (B, 7). ``lam`` is dLoss/dy_L[n] through all later
+    samples. Sums may be reordered (``reassoc``) so that the loops vectorise."""
     n_ch, n_samp = x.shape[1], x.shape[2]
     n_det = det.shape[1]
-    inv_n = 1.0 / n_det
-    thr, s, w, rng, mk = prm[b, 0], prm[b, 1], prm[b, 2], prm[b, 3], prm[b, 4]
+    thr, s, w, rng = prm[b, 0], prm[b, 1], prm[b, 2], prm[b, 3]
     a_up, a_dn = prm[b, 5], prm[b, 6]
     half = 0.5 * w
     inv2w = 0.5 / w if w > 0.0 else 0.0
     inv_w = 1.0 / w if w > 0.0 else 1e300  # h'(u) = min(t / W, 1): a step at u = 0 for the hard knee
-    k_det = direction * s * 2.0 * _DB_PER_NEPER * inv_n  # dx_G/d(det_c) = k_det det_c / pw, times s
+    k_det = direction * s * 2.0 * _DB_PER_NEPER  # dx_G/d(det_c) = 2 det_c / (sum_c det_c^2 + C eps) in nepers
     g_thr = g_s = g_w = g_rng = g_mk = g_up = g_dn = 0.0
     lam = 0.0
     a_next = 0.0
-    pw = np.empty(_BLOCK)
-    xg = np.empty(_BLOCK)
-    gain = np.empty(_BLOCK)
     buf = np.empty(_BLOCK)
+    pw = np.empty(_BLOCK)
     for n0 in range(((n_samp - 1) // _BLOCK) * _BLOCK, -1, -_BLOCK):
         m = min(_BLOCK, n_samp - n0)
-        # 1. recompute x_G, x_L, y_L = x_L + a d and the gain
-        _level(det, b, n0, m, inv_n, pw, xg)
-        for i in range(m):
-            xl = min(s * _knee(direction * (xg[i] - thr), half, w, inv2w), rng)
-            d = np.float64(dbuf[b, n0 + i])
-            gain[i] = _exp(_NEPER_PER_DB20 * (mk - (xl + (a_up if d < 0.0 else a_dn) * d)))
-        # 2. through y = x g: gx = gy g, buf = (sum_c gy x) g ln(10)/20 = -(direct dLoss/dy_L)
+        # 1. through y = x g: gx = gy g, and buf = (sum_c gy x) g ln(10)/20 = -(direct dLoss/dy_L)
         for i in range(m):
             buf[i] = 0.0
         for c in range(n_ch):
             for i in range(m):
                 gyc = np.float64(gy[b, c, n0 + i])
                 buf[i] += gyc * x[b, c, n0 + i]
-                gx[b, c, n0 + i] = gyc * gain[i]
+                gx[b, c, n0 + i] = gyc * gbuf[b, n0 + i]
         for i in range(m):
-            buf[i] *= gain[i] * _NEPER_PER_DB20
-        # 3. the smoother, backwards in time; buf becomes dLoss/dx_L
+            buf[i] *= np.float64(gbuf[b, n0 + i]) * _NEPER_PER_DB20
+        # 2. the smoother, backwards in time; buf becomes dLoss/dx_L
         for i in range(m - 1, -1, -1):
             t = buf[i]
             g_mk += t
@@ -220,9 +208,9 @@ def _backward_row(x, det, prm, direction, gy, dbuf, gx, gdet, gprm, b):
             g_up += lam * min(d, 0.0)
             g_dn += lam * max(d, 0.0)
             buf[i] = (1.0 - a_next) * lam
-        # 4. the gain computer x_L = min(s h(u), range): dh/du = q, dh/dW = q (1 - q) / 2
+        # 3. the gain computer x_L = min(s h(u), range): dh/du = q, dh/dW = q (1 - q) / 2
         for i in range(m):
-            u = direction * (xg[i] - thr)
+            u = direction * (np.float64(xgbuf[b, n0 + i]) - thr)
             h = _knee(u, half, w, inv2w)
             q = min(max(u + half, 0.0) * inv_w, 1.0)
             gxl = buf[i]
@@ -232,8 +220,16 @@ def _backward_row(x, det, prm, direction, gy, dbuf, gx, gdet, gprm, b):
             g_s += gxl * h
             g_w += gxl * q * (1.0 - q)
             g_thr += gxl * q
-            buf[i] = gxl * q * k_det / pw[i]
-        # 5. the detector
+            buf[i] = gxl * q
+        # 4. the detector, x_G = 10 log10(mean_c det_c^2 + eps)
+        for i in range(m):
+            pw[i] = n_det * EPS
+        for c in range(n_det):
+            for i in range(m):
+                v = np.float64(det[b, c, n0 + i])
+                pw[i] += v * v
+        for i in range(m):
+            buf[i] *= k_det / pw[i]
         for c in range(n_det):
             for i in range(m):
                 gdet[b, c, n0 + i] += buf[i] * det[b, c, n0 + i]
@@ -249,27 +245,27 @@ def _backward_row(x, det, prm, direction, gy, dbuf, gx, gdet, gprm, b):
 # Drivers: one thread per batch row, or a plain loop for small jobs, where waking threads costs more
 # than it saves (and on a busy machine can stall for milliseconds).
 @numba.njit(parallel=True, cache=True)
-def _forward_parallel(x, det, prm, direction, y, dbuf, save, gr_only):
+def _forward_parallel(x, det, prm, direction, y, gbuf, dbuf, xgbuf, save, gr_only):
     for b in numba.prange(x.shape[0]):
-        _forward_row(x, det, prm, direction, y, dbuf, save, gr_only, b)
+        _forward_row(x, det, prm, direction, y, gbuf, dbuf, xgbuf, save, gr_only, b)
 
 
 @numba.njit(cache=True)
-def _forward_serial(x, det, prm, direction, y, dbuf, save, gr_only):
+def _forward_serial(x, det, prm, direction, y, gbuf, dbuf, xgbuf, save, gr_only):
     for b in range(x.shape[0]):
-        _forward_row(x, det, prm, direction, y, dbuf, save, gr_only, b)
+        _forward_row(x, det, prm, direction, y, gbuf, dbuf, xgbuf, save, gr_only, b)
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_parallel(x, det, prm, direction, gy, dbuf, gx, gdet, gprm):
+def _backward_parallel(x, det, prm, direction, gy, gbuf, dbuf, xgbuf, gx, gdet, gprm):
     for b in numba.prange(x.shape[0]):
-        _backward_row(x, det, prm, direction, gy, dbuf, gx, gdet, gprm, b)
+        _backward_row(x, det, prm, direction, gy, gbuf, dbuf, xgbuf, gx, gdet, gprm, b)
 
 
 @numba.njit(cache=True)
-def _backward_serial(x, det, prm, direction, gy, dbuf, gx, gdet, gprm):
+def _backward_serial(x, det, prm, direction, gy, gbuf, dbuf, xgbuf, gx, gdet, gprm):
     for b in range(x.shape[0]):
-        _backward_row(x, det, prm, direction, gy, dbuf, gx, gdet, gprm, b)
+        _backward_row(x, det, prm, direction, gy, gbuf, dbuf, xgbuf, gx, gdet, gprm, b)
 
 
 _PARALLEL_MIN = 1 << 15  # samples x channels over the batch from which the threaded drivers are used
@@ -292,24 +288,25 @@ class _Dynamics(torch.autograd.Function):
         xc = _cpu(x)
         dc = xc if det is None else _cpu(det)
         p64 = _cpu(prm).double()
-        dbuf = torch.empty((x.shape[0], x.shape[-1]) if save else (0, 0), dtype=x.dtype)
+        shape = (x.shape[0], x.shape[-1]) if save else (0, 0)
+        gbuf, dbuf, xgbuf = (torch.empty(shape, dtype=x.dtype) for _ in range(3))
         y = torch.empty_like(xc)
         _run(_forward_parallel, _forward_serial, xc.numpy(), dc.numpy(), p64.numpy(), direction, y.numpy(),
-             dbuf.numpy(), save, False)
+             gbuf.numpy(), dbuf.numpy(), xgbuf.numpy(), save, False)
         if save:
-            ctx.save_for_backward(xc, dc, p64, dbuf)
+            ctx.save_for_backward(xc, dc, p64, gbuf, dbuf, xgbuf)
             ctx.direction, ctx.own_detector = direction, det is None
         return y.to(x.device)
 
     @staticmethod
     def backward(ctx, gy):
-        xc, dc, p64, dbuf = ctx.saved_tensors
+        xc, dc, p64, gbuf, dbuf, xgbuf = ctx.saved_tensors
         gyc = _cpu(gy).to(xc.dtype)
         gx = torch.empty_like(xc)
         gdet = gx if ctx.own_detector else torch.zeros_like(dc)
         gprm = torch.zeros_like(p64)
         _run(_backward_parallel, _backward_serial, xc.numpy(), dc.numpy(), p64.numpy(), ctx.direction,
-             gyc.numpy(), dbuf.numpy(), gx.numpy(), gdet.numpy(), gprm.numpy())
+             gyc.numpy(), gbuf.numpy(), dbuf.numpy(), xgbuf.numpy(), gx.numpy(), gdet.numpy(), gprm.numpy())
         dev, dt = gy.device, gy.dtype
         g_det = None if ctx.own_detector else gdet.to(dev)
         return gx.to(dev), g_det, gprm.to(device=dev, dtype=dt), None
@@ -432,8 +429,9 @@ def compressor_gain(x, sample_rate, *args, kind="compressor", **kwargs) -> torch
     xc = _cpu(x)
     dc = xc if det is None else _cpu(det)
     gr = torch.empty((x.shape[0], 1, x.shape[-1]), dtype=x.dtype)
+    empty = torch.empty((0, 0), dtype=x.dtype).numpy()
     _run(_forward_parallel, _forward_serial, xc.numpy(), dc.numpy(), _cpu(prm).double().numpy(), direction,
-         gr.numpy(), torch.empty((0, 0), dtype=x.dtype).numpy(), False, True)
+         gr.numpy(), empty, empty, empty, False, True)
     return gr.to(x.device)
 
 
