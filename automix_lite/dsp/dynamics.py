@@ -287,7 +287,7 @@ class _Dynamics(torch.autograd.Function):
         save = any(ctx.needs_input_grad)
         xc = _cpu(x)
         dc = xc if det is None else _cpu(det)
-        p64 = _cpu(prm).double()
+        p64 = _cpu(prm)
         shape = (x.shape[0], x.shape[-1]) if save else (0, 0)
         gbuf, dbuf, xgbuf = (torch.empty(shape, dtype=x.dtype) for _ in range(3))
         y = torch.empty_like(xc)
@@ -299,6 +299,7 @@ class _Dynamics(torch.autograd.Function):
         return y.to(x.device)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, gy):
         xc, dc, p64, gbuf, dbuf, xgbuf = ctx.saved_tensors
         gyc = _cpu(gy).to(xc.dtype)
@@ -307,20 +308,27 @@ class _Dynamics(torch.autograd.Function):
         gprm = torch.zeros_like(p64)
         _run(_backward_parallel, _backward_serial, xc.numpy(), dc.numpy(), p64.numpy(), ctx.direction,
              gyc.numpy(), gbuf.numpy(), dbuf.numpy(), xgbuf.numpy(), gx.numpy(), gdet.numpy(), gprm.numpy())
-        dev, dt = gy.device, gy.dtype
+        dev = gy.device
         g_det = None if ctx.own_detector else gdet.to(dev)
-        return gx.to(dev), g_det, gprm.to(device=dev, dtype=dt), None
+        return gx.to(dev), g_det, gprm.to(dev), None
 
 
 def _param(value, name, x):
+    """A validated (B,) float64 parameter (float64 keeps 1 - a accurate for long time constants)."""
     low, high, unit = COMPRESSOR_RANGES[name]
-    return as_param(value, name, x.shape[0], x, low, high, unit)
+    return as_param(value, name, x.shape[0], x, low, high, unit).double()
+
+
+def _full(value, x):
+    return torch.full((x.shape[0],), value, dtype=torch.float64, device=x.device)
 
 
 def _check_signal(t, name):
     """``check_audio``, with its per-sample finiteness test (tens of ms on 80 s of audio) run only when
     the sum is not finite: any NaN or inf sample makes the sum NaN or inf."""
     check_audio(t, name, finite=False)
+    if t.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be float32 or float64 for the dynamics kernels; got {t.dtype}. Use {name}.float().")
     if not bool(torch.isfinite(t.sum())):
         check_audio(t, name)
 
@@ -339,23 +347,22 @@ def _check_sidechain(sidechain, x):
 
 def _prepare(kind, x, sample_rate, threshold_db, ratio, attack_ms, release_ms, knee_db, makeup_db,
              range_db, sidechain):
-    """Validate everything; return (x, detector or None, prm (B, 7), direction)."""
+    """Validate everything; return (x, detector or None, prm (B, 7) float64, direction)."""
     _check_signal(x, "x")
     sr = check_sample_rate(sample_rate)
     det = _check_sidechain(sidechain, x)
-    full = lambda v: torch.full((x.shape[0],), v, dtype=x.dtype, device=x.device)  # noqa: E731
     direction = 1 if kind in ("compressor", "limiter") else -1
     if kind == "limiter":
-        s = full(1.0 - 1.0 / LIMITER_RATIO)
+        s = _full(1.0 - 1.0 / LIMITER_RATIO, x)
     elif kind == "gate":
-        s = full(GATE_RATIO - 1.0)
+        s = _full(GATE_RATIO - 1.0, x)
     else:
         r = _param(ratio, "ratio", x)
         s = 1.0 - 1.0 / r if direction > 0 else r - 1.0
     a_att = torch.exp(-1000.0 / (_param(attack_ms, "attack_ms", x) * sr))
     a_rel = torch.exp(-1000.0 / (_param(release_ms, "release_ms", x) * sr))
     a_up, a_dn = (a_att, a_rel) if direction > 0 else (a_rel, a_att)
-    rng = full(math.inf) if range_db is None else _param(range_db, "range_db", x)
+    rng = _full(math.inf, x) if range_db is None else _param(range_db, "range_db", x)
     prm = torch.stack([_param(threshold_db, "threshold_db", x), s, _param(knee_db, "knee_db", x), rng,
                        _param(makeup_db, "makeup_db", x), a_up, a_dn], dim=1)
     return x, det, prm, direction
@@ -374,7 +381,7 @@ def compressor(x, sample_rate, threshold_db, ratio, attack_ms, release_ms, knee_
                                      knee_db, makeup_db, None, sidechain))
 
 
-def limiter(x, sample_rate, threshold_db, attack_ms=0.1, release_ms=50.0, knee_db=0.0, makeup_db=0.0,
+def limiter(x, sample_rate, threshold_db, attack_ms=0.01, release_ms=50.0, knee_db=0.0, makeup_db=0.0,
             sidechain=None):
     """Limiter: a compressor with ratio ``LIMITER_RATIO`` (1000:1) and a fast default attack.
 
@@ -430,7 +437,7 @@ def compressor_gain(x, sample_rate, *args, kind="compressor", **kwargs) -> torch
     dc = xc if det is None else _cpu(det)
     gr = torch.empty((x.shape[0], 1, x.shape[-1]), dtype=x.dtype)
     empty = torch.empty((0, 0), dtype=x.dtype).numpy()
-    _run(_forward_parallel, _forward_serial, xc.numpy(), dc.numpy(), _cpu(prm).double().numpy(), direction,
+    _run(_forward_parallel, _forward_serial, xc.numpy(), dc.numpy(), _cpu(prm).numpy(), direction,
          gr.numpy(), empty, empty, empty, False, True)
     return gr.to(x.device)
 
