@@ -131,6 +131,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def memory() -> str:
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+        return f"{kb / 2**20:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        return "unknown"
+
+
 def machine() -> dict:
     """What the numbers were measured on: CPU, cores, threads, load, library versions, date."""
     import numba
@@ -139,6 +148,7 @@ def machine() -> dict:
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "CPU": cpu_model(),
         "logical cores": os.cpu_count(),
+        "memory": memory(),
         "torch threads": torch.get_num_threads(),
         "numba threads": numba.get_num_threads(),
         "load average (1, 5, 15 min) at start": ", ".join(f"{v:.2f}" for v in os.getloadavg()),

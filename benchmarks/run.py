@@ -279,7 +279,7 @@ def bench_reverb(s: Settings, x: torch.Tensor):
     rows.append(timed_row("`scipy.signal.fftconvolve` (not differentiable)", "fwd",
                           lambda: fftconvolve(xn, irn, axes=-1)[:, : xn.shape[-1]], s, note="reference"))
 
-    lengths = (0.002, 0.1) if s.quick else (0.002, 0.4)
+    lengths = (0.002, 0.1) if s.quick else (0.002, 0.5)
     rows.append(extrapolated_row(
         "dasp-pytorch direct convolution (its `conv1d` step, our fixed IR)", "fwd+bwd",
         lambda n: fwd_bwd(lambda x, p: peers.dasp_direct_convolve(x, ir), x[..., :n], {}), s, lengths,

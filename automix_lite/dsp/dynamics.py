@@ -89,7 +89,8 @@ def _ln(v):
 @numba.njit(inline="always", error_model="numpy")
 def _exp(a):
     """exp(a) for a <= 700 (a below -700 is treated as -700, i.e. ~1e-304): 2^k exp(r) with
-    k = round(a / ln 2), |r| <= ln(2)/2, exp(r) by its Taylor series to r^13."""
+    k = round(a / ln 2), |r| <= ln(2)/2, exp(r) by its Taylor series to r^13. The rounding trick
+    needs strict evaluation order: never call it from a kernel compiled with ``reassoc``."""
     a = max(a, -700.0)
     t = a * (1.0 / math.log(2.0)) + _ROUND_MAGIC
     kf = t - _ROUND_MAGIC
