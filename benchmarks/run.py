@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import traceback
 import warnings
@@ -390,8 +391,6 @@ def main(argv=None) -> int:
         print(f"\n== {key} ==", flush=True)
         result = benches[key](s, x)
         sections[key] = result if isinstance(result, tuple) else (result, [])
-
-    import os
 
     text = report(s, info, sections, ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     Path(args.out).write_text(text)

@@ -68,7 +68,8 @@ def test_normalisation_round_trip_bounds_and_log_scale():
     n = torch.rand(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     for s in C.SPECS:
         torch.testing.assert_close(C.params_to_normalized(C.params_from_normalized({s.name: n}))[s.name], n)
-        lo_hi = C.params_from_normalized({s.name: torch.tensor([0.0, 0.5, 1.0, -3.0, 7.0], dtype=torch.float64)})[s.name]
+        c = torch.tensor([0.0, 0.5, 1.0, -3.0, 7.0], dtype=torch.float64)  # the last two are clamped
+        lo_hi = C.params_from_normalized({s.name: c})[s.name]
         mid = math.sqrt(s.low * s.high) if s.scale == "log" else 0.5 * (s.low + s.high)
         torch.testing.assert_close(lo_hi, torch.tensor([s.low, mid, s.high, s.low, s.high], dtype=torch.float64))
 
@@ -169,6 +170,24 @@ def test_channel_strip_send_is_scaled_post_pan_output():
     out, send = C.channel_strip(x, SR, p)
     assert out.shape == send.shape == (2, 2, 2048)
     torch.testing.assert_close(send, out * (10 ** (p["reverb_send_db"] / 20)).view(2, 1, 1))
+
+
+def test_strip_eq_sos_is_the_strips_filter():
+    x, p = noise(3, 1, 2048, seed=13), rand_params(3, 1, seed=13)
+    p.update(ratio=torch.ones(3, 1, dtype=torch.float64), makeup_db=torch.zeros(3, 1, dtype=torch.float64),
+             pan=torch.full((3, 1), 0.5, dtype=torch.float64))  # compressor off, centred
+    out, _ = C.channel_strip(x, SR, {k: p[k][:, 0] for k in C.STRIP_NAMES}, "constant_power")
+    sos = C.strip_eq_sos(SR, p)  # (3, 1, 6, 6)
+    assert sos.shape == (3, 1, 6, 6)
+    ref = np.stack([ss.sosfilt(sos[b, 0].numpy(), x[b, 0].numpy()) for b in range(3)])[:, None]
+    ref = torch.from_numpy(ref) * (10 ** (p["gain_db"] / 20))[..., None] * math.sqrt(0.5)
+    torch.testing.assert_close(out, ref.expand(3, 2, 2048), atol=1e-10, rtol=1e-8)
+
+
+def test_cached_reverb_equals_the_differentiable_one():
+    x, p = noise(2, 2, 4096, seed=14), rand_params(2, 2, seed=14)
+    q = {**p, "reverb_t60_s": p["reverb_t60_s"].clone().requires_grad_(True)}
+    torch.testing.assert_close(C.mix(x, SR, q).detach(), C.mix(x, SR, p), atol=1e-12, rtol=1e-12)
 
 
 def test_reverb_bus_adds_a_decorrelated_tail():

@@ -269,7 +269,7 @@ def default_params(batch: int = 1, n_tracks: int = 1, n_peaks: int = DEFAULT_N_P
     out = {}
     for s in SPECS:
         if s.name == "peak_cutoff_hz":
-            t = torch.tensor(peak_cutoff_defaults(n_peaks) if n_peaks else [], dtype=dtype, device=device)
+            t = torch.tensor(peak_cutoff_defaults(n_peaks), dtype=dtype, device=device)
             out[s.name] = t.expand(shapes["peak"]).clone()
         else:
             out[s.name] = torch.full(shapes[s.level], s.default, dtype=dtype, device=device)
@@ -439,8 +439,8 @@ def mix(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optional[torch
     ``(B,)`` tensors (numbers broadcast; a batch size of 1 broadcasts); see ``default_params``.
     ``mask`` (B, N) bool marks real tracks (False = padding, which contributes nothing; its
     parameters must still lie in range). All B * N strips run at once as a (B * N, 1, T) batch.
-    ``reverb=False`` skips the reverb bus (its parameters are then unused). Differentiable in
-    ``tracks`` and every parameter.
+    ``reverb=False`` skips the reverb bus (its parameters are then unused); ``reverb_seed`` picks its
+    impulse response. Differentiable in ``tracks`` and every parameter.
     """
     tracks = _check_tracks(tracks)
     sr = check_sample_rate(sample_rate)
@@ -496,7 +496,8 @@ def describe(params: Mapping, item: int = 0, names: Optional[Sequence[str]] = No
               "pan", "send"]
     lines = []
     for r in rows:
-        peaks = " ".join(f"{g:+.0f}@{f:.0f}/{q:.1f}" for g, f, q in zip(r["peak_gain_db"], r["peak_cutoff_hz"], r["peak_q"]))
+        bands = zip(r["peak_gain_db"], r["peak_cutoff_hz"], r["peak_q"])
+        peaks = " ".join(f"{g:+.0f}@{f:.0f}/{q:.1f}" for g, f, q in bands)
         comp = ("off" if r["ratio"] <= 1.0 + 1e-6 else
                 f"{r['threshold_db']:.0f}dB {r['ratio']:.1f}:1 {r['attack_ms']:.3g}/{r['release_ms']:.3g}ms")
         if r["makeup_db"] > 0:
