@@ -50,3 +50,18 @@ from .reverb import (  # noqa: F401
     schroeder_impulse_response,
     schroeder_reverb,
 )
+from .console import (  # noqa: F401
+    DEFAULT_PAN_LAW,
+    SPECS,
+    ChannelStrip,
+    MixingConsole,
+    ParamSpec,
+    channel_strip,
+    default_params,
+    describe,
+    mix,
+    params_from_normalized,
+    params_to_normalized,
+    random_params,
+    strip_eq_sos,
+)

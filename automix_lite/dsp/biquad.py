@@ -20,6 +20,7 @@ sections: ``sos[..., s, :] = [b0, b1, b2, a0, a1, a2]`` with ``a0 == 1``.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from typing import Optional, Sequence
@@ -469,9 +470,23 @@ def parametric_eq_sos(
     ``EQ_RANGES`` (gain [-24, 24] dB, cutoff [20, 20000] Hz and below ``sample_rate / 2``, Q [0.1, 10]);
     values outside raise a ``ValueError``. ``batch`` defaults to the size of the tensor parameters (else 1);
     ``like`` sets dtype and device (default: the default dtype on the CPU). Differentiable in every parameter.
+    Coefficients are computed in float64 and then cast: float32 arithmetic alone costs low, narrow
+    bands about 2.5e-4 of accuracy in the filtered signal (``parametric_eq`` keeps them in float64).
     """
-    sr = check_sample_rate(sample_rate)
     like = torch.empty(0) if like is None else like
+    return _parametric_eq_sos64(
+        sample_rate, batch=batch, like=like, low_shelf_gain_db=low_shelf_gain_db, low_shelf_cutoff_hz=low_shelf_cutoff_hz,
+        low_shelf_q=low_shelf_q, peak_gains_db=peak_gains_db, peak_cutoffs_hz=peak_cutoffs_hz, peak_qs=peak_qs,
+        high_shelf_gain_db=high_shelf_gain_db, high_shelf_cutoff_hz=high_shelf_cutoff_hz, high_shelf_q=high_shelf_q,
+    ).to(like.dtype)
+
+
+def _parametric_eq_sos64(sample_rate, *, batch, like, low_shelf_gain_db, low_shelf_cutoff_hz, low_shelf_q,
+                         peak_gains_db, peak_cutoffs_hz, peak_qs, high_shelf_gain_db, high_shelf_cutoff_hz,
+                         high_shelf_q) -> torch.Tensor:
+    """``parametric_eq_sos`` in float64 on ``like``'s device (parameters keep their autograd graph)."""
+    sr = check_sample_rate(sample_rate)
+    like = torch.empty(0, dtype=torch.float64, device=like.device)
     if batch is None:
         batch = _infer_batch([low_shelf_gain_db, low_shelf_cutoff_hz, low_shelf_q, high_shelf_gain_db,
                               high_shelf_cutoff_hz, high_shelf_q], [peak_gains_db, peak_cutoffs_hz, peak_qs])
@@ -494,6 +509,10 @@ def parametric_eq_sos(
     return torch.stack(rows, 1)
 
 
+_EQ_DEFAULTS = {k: v.default for k, v in inspect.signature(parametric_eq_sos).parameters.items()
+                if v.kind == inspect.Parameter.KEYWORD_ONLY and k not in ("batch", "like")}
+
+
 def parametric_eq(x: torch.Tensor, sample_rate, **params) -> torch.Tensor:
     """Apply the parametric EQ of ``parametric_eq_sos`` to ``x`` ``(B, C, T)``; returns the same shape.
 
@@ -504,5 +523,9 @@ def parametric_eq(x: torch.Tensor, sample_rate, **params) -> torch.Tensor:
     for key in ("batch", "like"):
         if key in params:
             raise TypeError(f"parametric_eq takes {key!r} from x; do not pass it.")
-    sos = parametric_eq_sos(sample_rate, batch=x.shape[0], like=x, **params)
+    full = dict(_EQ_DEFAULTS, **params)
+    unknown = set(params) - set(_EQ_DEFAULTS)
+    if unknown:
+        raise TypeError(f"parametric_eq got unknown parameter(s) {sorted(unknown)}; it takes {sorted(_EQ_DEFAULTS)}.")
+    sos = _parametric_eq_sos64(sample_rate, batch=x.shape[0], like=x, **full)
     return _SosFilt.apply(sos.unsqueeze(1), x)  # already checked: finite sections with a0 == 1
