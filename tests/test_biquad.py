@@ -319,3 +319,16 @@ def test_errors_are_clear():
         parametric_eq(torch.randn(2, 1, 10), SR, low_shelf_gain_db=torch.zeros(3))
     with pytest.raises(ValueError, match="n_fft"):
         sosfilt_freq(sos, x, n_fft=50)
+
+
+def test_decaying_tails_are_flushed_to_zero_not_subnormal():
+    """A tail decaying into silence never reaches subnormal numbers (slow arithmetic), and still matches scipy."""
+    x = torch.zeros(1, 1, 4 * SR, dtype=torch.float64)
+    x[..., 0] = 1.0
+    sos = biquad_sos("lowpass", 0.0, 1000.0, 0.707, SR, dtype=torch.float64).view(1, 6)
+    y = sosfilt(sos, x)[0, 0].numpy()
+    ref = ss.sosfilt(sos.numpy(), x[0, 0].numpy())
+    assert np.abs(ref[-100:]).max() > 0 and np.abs(ref[-100:]).max() < np.finfo(np.float64).tiny  # scipy: subnormal
+    tiny = np.finfo(np.float64).tiny
+    assert not np.any((y != 0) & (np.abs(y) < tiny))
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-30)

@@ -141,6 +141,10 @@ def biquad_sos(filter_type: str, gain_db, cutoff_hz, q, sample_rate, *, dtype=No
 # Each section is run in direct form II: the all-pole state w = u / A(z) followed by the FIR
 # v = B(z) w. All sections of a cascade are advanced together sample by sample (one pass per row),
 # so their independent recursions overlap in the CPU pipeline. Sums are accumulated in float64.
+# States are passed through (w + _GUARD) - _GUARD, which flushes values below ~1e-34 to zero: a
+# decaying tail would otherwise reach subnormal numbers, which run 10-100x slower on x86 CPUs
+# (3x slower for the whole EQ on songs with silences); above ~1e-18 it changes nothing but rounding.
+_GUARD = 2.0**-60
 
 
 @numba.njit(cache=True, fastmath={"contract"})  # fused multiply-adds only, no reordering
@@ -152,7 +156,7 @@ def _forward_row(xr, c, yr):  # pragma: no cover - compiled
         for s in range(n_sec):
             w1 = z[s, 0]
             w2 = z[s, 1]
-            w = u - c[s, 4] * w1 - c[s, 5] * w2
+            w = (u - c[s, 4] * w1 - c[s, 5] * w2 + _GUARD) - _GUARD
             u = c[s, 0] * w + c[s, 1] * w1 + c[s, 2] * w2
             z[s, 1] = w1
             z[s, 0] = w
@@ -170,7 +174,7 @@ def _backward_row(xr, c, gyr, gxr, gsos):  # pragma: no cover - compiled
         for s in range(n_sec):
             w1 = w_all[n + 1, s]
             w2 = w_all[n, s]
-            w = u - c[s, 4] * w1 - c[s, 5] * w2
+            w = (u - c[s, 4] * w1 - c[s, 5] * w2 + _GUARD) - _GUARD
             u = c[s, 0] * w + c[s, 1] * w1 + c[s, 2] * w2
             w_all[n + 2, s] = w
     # 2) adjoint, backwards in time and from the last section to the first (g = g_v, the gradient
@@ -188,7 +192,7 @@ def _backward_row(xr, c, gyr, gxr, gsos):  # pragma: no cover - compiled
             w1 = w_all[n + 1, s]
             w2 = w_all[n, s]
             gw = c[s, 0] * g + c[s, 1] * gv[s, 0] + c[s, 2] * gv[s, 1]
-            h = gw - c[s, 4] * gu[s, 0] - c[s, 5] * gu[s, 1]
+            h = (gw - c[s, 4] * gu[s, 0] - c[s, 5] * gu[s, 1] + _GUARD) - _GUARD
             acc[s, 0] += g * w0
             acc[s, 1] += g * w1
             acc[s, 2] += g * w2
