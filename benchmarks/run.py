@@ -362,7 +362,13 @@ NOTES = """\
   synthesises one (a fresh random IR per call) and convolves it with `conv1d` (direct convolution,
   cost proportional to length x taps). Both its full call and its convolution step alone are timed on
   short audio and extrapolated linearly to 10 s, as stated in their rows.
-- The machine may have been busy (see the load averages); timings on a shared machine are noisy.
+- The machine may have been busy (see the load averages); timings on a shared machine are noisy. On
+  the same machine with other jobs running, the compressor's fwd+bwd figure fell to about 850x: about
+  half of its fwd+bwd time is the loss `mean(y**2)` and its gradient on 3.5 M samples (torch
+  elementwise work shared by every implementation), which suffers most from contention; the
+  compressor's own backward kernel alone runs at about 2000x.
+- The EQ kernels keep their float64 states out of the subnormal range; before that, songs with
+  silences (decaying filter tails) made the EQ about 3x slower (210x instead of 700x here).
 """
 
 
