@@ -36,7 +36,7 @@ test: setup
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	# torchlpc ships as source: rebuild its C++ extension against the installed torch
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall torchlpc==0.7.2
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --no-cache-dir --force-reinstall torchlpc==0.7.2
 	$(BIN)/python benchmarks/run.py --out benchmarks/RESULTS.md
 
 lock:
