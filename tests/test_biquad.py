@@ -332,3 +332,13 @@ def test_decaying_tails_are_flushed_to_zero_not_subnormal():
     tiny = np.finfo(np.float64).tiny
     assert not np.any((y != 0) & (np.abs(y) < tiny))
     np.testing.assert_allclose(y, ref, rtol=0, atol=1e-14)
+
+
+def test_sosfilt_agrees_with_torchaudio_lfilter_when_available():
+    """Optional cross-check: torchaudio is not a dependency (no builds for torch >= 2.12)."""
+    F = pytest.importorskip("torchaudio.functional", reason="torchaudio is optional; cross-check skipped")
+    x = torch.randn(2, 1, 6000, dtype=torch.float64, generator=torch.Generator().manual_seed(9)) * 0.3
+    b, a = biquad_coefficients("peaking", 6.0, 1000.0, 2.0, SR, dtype=torch.float64)
+    ours = sosfilt(torch.cat([b, a]).view(1, 6), x)
+    theirs = F.lfilter(x, a, b, clamp=False)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-9)
