@@ -27,7 +27,11 @@ $(STAMP): requirements.lock pyproject.toml
 setup: $(STAMP)
 
 book: setup
+	@# the execution cache is keyed on notebook source only: clear it when the run mode changes
+	@if [ "$$(cat _build/.automix-mode 2>/dev/null)" != "$(AUTOMIX_MODE)" ]; then \
+		rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute; fi
 	AUTOMIX_MODE=$(AUTOMIX_MODE) $(BIN)/jupyter-book build . $(JB_ARGS) --warningiserror --keep-going
+	@echo "$(AUTOMIX_MODE)" > _build/.automix-mode
 	@echo "Open _build/html/index.html"
 
 test: setup
