@@ -342,3 +342,21 @@ def test_sosfilt_agrees_with_torchaudio_lfilter_when_available():
     ours = sosfilt(torch.cat([b, a]).view(1, 6), x)
     theirs = F.lfilter(x, a, b, clamp=False)
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-9)
+
+
+def test_crossover_bands_sum_to_an_allpass_and_meet_at_minus_6_db():
+    from automix_lite.dsp.biquad import crossover, linkwitz_riley_sos
+
+    impulse = torch.zeros(1, 1, 1 << 15, dtype=torch.float64)
+    impulse[..., 0] = 1.0
+    bands = crossover(impulse, SR, (150.0, 2500.0))
+    assert len(bands) == 3
+    total = np.abs(np.fft.rfft(sum(bands)[0, 0].numpy()))
+    assert np.max(np.abs(20 * np.log10(total))) < 1e-6  # flat magnitude: an all-pass
+    for kind in ("lowpass", "highpass"):
+        _, h = ss.sosfreqz(linkwitz_riley_sos(kind, 1000.0, SR).numpy(), worN=[1000.0], fs=SR)
+        assert 20 * np.log10(abs(h[0])) == pytest.approx(-6.02, abs=0.01)
+    with pytest.raises(ValueError, match="increasing"):
+        crossover(impulse, SR, (2500.0, 150.0))
+    with pytest.raises(ValueError, match="increasing"):
+        crossover(impulse, SR, (30000.0,))

@@ -207,6 +207,17 @@ def _as_list(split) -> Optional[list[str]]:
     return [str(s) for s in split]
 
 
+def _select(found: list, split, message: str) -> list:
+    """The entries of ``found`` named by ``split`` (None: all); unknown names raise ``ValueError(names: message)``."""
+    wanted = _as_list(split)
+    if wanted is None:
+        return found
+    unknown = [w for w in wanted if w not in found]
+    if unknown:
+        raise ValueError(f"{unknown}: {message}.")
+    return [f for f in found if f in wanted]
+
+
 class ENSTDrums(_MultitrackDataset):
     """ENST-Drums: drum takes by three drummers, one mono WAV per microphone, plus dry and wet mixes.
 
@@ -247,12 +258,7 @@ class ENSTDrums(_MultitrackDataset):
     def _discover(self):
         drummers = sorted(d for d in os.listdir(self.root)
                           if d.startswith("drummer_") and os.path.isdir(os.path.join(self.root, d, "audio")))
-        wanted = _as_list(self.split)
-        if wanted is not None:
-            unknown = [w for w in wanted if w not in drummers]
-            if unknown:
-                raise ValueError(f"split {unknown} not found under {self.root!r}; available drummers: {drummers}.")
-            drummers = [d for d in drummers if d in wanted]
+        drummers = _select(drummers, self.split, f"split not found under {self.root!r}; available drummers: {drummers}")
         items = []
         for drummer in drummers:
             audio_dir = os.path.join(self.root, drummer, "audio")
@@ -306,12 +312,7 @@ class MedleyDB(_MultitrackDataset):
     def _discover(self):
         songs = sorted(s for s in os.listdir(self.root)
                        if os.path.isfile(os.path.join(self.root, s, f"{s}_MIX.wav")))
-        wanted = _as_list(self.split)
-        if wanted is not None:
-            unknown = [w for w in wanted if w not in songs]
-            if unknown:
-                raise ValueError(f"songs {unknown} not found under {self.root!r} (expected <root>/<Song>/<Song>_MIX.wav).")
-            songs = [s for s in songs if s in wanted]
+        songs = _select(songs, self.split, f"songs not found under {self.root!r} (expected <root>/<Song>/<Song>_MIX.wav)")
         items = []
         for song in songs:
             folder = os.path.join(self.root, song)

@@ -16,6 +16,8 @@ from .biquad import (  # noqa: F401
     FILTER_TYPES,
     biquad_coefficients,
     biquad_sos,
+    crossover,
+    linkwitz_riley_sos,
     parametric_eq,
     parametric_eq_sos,
     sosfilt,

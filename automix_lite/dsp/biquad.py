@@ -16,6 +16,7 @@ sections: ``sos[..., s, :] = [b0, b1, b2, a0, a1, a2]`` with ``a0 == 1``.
 - ``sosfreqz``: the complex frequency response; ``sosfilt_freq``: filtering by frequency sampling,
   an approximation whose error is set by how far the impulse response has decayed within the FFT.
 - ``parametric_eq_sos`` / ``parametric_eq``: low shelf, N peaking bands, high shelf.
+- ``linkwitz_riley_sos`` / ``crossover``: band splitting for multiband dynamics.
 """
 
 from __future__ import annotations
@@ -533,3 +534,33 @@ def parametric_eq(x: torch.Tensor, sample_rate, **params) -> torch.Tensor:
         raise TypeError(f"parametric_eq got unknown parameter(s) {sorted(unknown)}; it takes {sorted(_EQ_DEFAULTS)}.")
     sos = _parametric_eq_sos64(sample_rate, batch=x.shape[0], like=x, **full)
     return _SosFilt.apply(sos.unsqueeze(1), x)  # already checked: finite sections with a0 == 1
+
+
+def linkwitz_riley_sos(kind: str, cutoff_hz: float, sample_rate, *, dtype=torch.float64) -> torch.Tensor:
+    """4th-order Linkwitz-Riley ``"lowpass"``/``"highpass"`` as sections ``(2, 6)``: one Butterworth
+    biquad (Q = 1/sqrt 2) twice, -6 dB at the cutoff; the low and high parts sum to an all-pass."""
+    if kind not in ("lowpass", "highpass"):
+        raise ValueError(f"kind={kind!r}: a Linkwitz-Riley filter is 'lowpass' or 'highpass'.")
+    row = biquad_sos(kind, 0.0, cutoff_hz, 1 / math.sqrt(2), sample_rate, dtype=dtype)
+    return torch.stack([row, row])
+
+
+def crossover(x: torch.Tensor, sample_rate, cutoffs_hz: Sequence[float] = (150.0, 2500.0)) -> list:
+    """Split ``x`` ``(B, C, T)`` into ``len(cutoffs_hz) + 1`` bands (low to high) with Linkwitz-Riley
+    crossovers, for multiband processing (``notebooks/04_dynamics.ipynb``).
+
+    Each lower band also passes through the all-pass of every higher crossover, so all bands share one
+    phase response and their sum is an all-pass copy of ``x`` (flat magnitude). Differentiable in ``x``.
+    """
+    x = _check_x(x)
+    sr = check_sample_rate(sample_rate)
+    cuts = [float(f) for f in cutoffs_hz]
+    if not cuts or any(not 0 < f < sr / 2 for f in cuts) or cuts != sorted(set(cuts)):
+        raise ValueError(f"cutoffs_hz must be increasing frequencies between 0 and {sr / 2:g} Hz; got {cutoffs_hz}.")
+    bands, rest = [], x
+    for f in cuts:
+        low, high = (linkwitz_riley_sos(k, f, sr, dtype=x.dtype) for k in ("lowpass", "highpass"))
+        bands = [sosfilt(low, b) + sosfilt(high, b) for b in bands]  # all-pass of this crossover
+        bands.append(sosfilt(low, rest))
+        rest = sosfilt(high, rest)
+    return bands + [rest]
