@@ -1,7 +1,8 @@
 # automix-lite: two commands on a fresh clone (Python 3.10-3.12, make and git are all you need).
 #   make book   execute every notebook (AUTOMIX_MODE=standard) and build the HTML book into _build/html
 #   make test   the same set-up, then all tests, including every notebook executed in AUTOMIX_MODE=fast
-# Other targets: make bench (speed vs peer libraries), make lock (re-pin requirements.lock), make clean.
+# Other targets: make bench (speed vs peer libraries), make data (regenerate data/ with FluidSynth),
+# make lock (re-pin requirements.lock), make clean.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed-from-lock
 AUTOMIX_MODE ?= standard
 JB_ARGS := --config book/_config.yml --toc book/_toc.yml
 
-.PHONY: all setup book test bench lock clean
+.PHONY: all setup book test bench data lock clean
 
 all: test
 
@@ -42,6 +43,10 @@ bench: setup
 	# torchlpc ships as source: rebuild its C++ extension against the installed torch
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --no-cache-dir --force-reinstall torchlpc==0.7.2
 	$(BIN)/python benchmarks/run.py --out benchmarks/RESULTS.md
+
+data: setup
+	@# renders data/ from scratch; checks for fluidsynth and the SoundFont first (see data/README.md)
+	$(BIN)/python tools/make_data.py --out data
 
 lock:
 	rm -rf /tmp/automix-lock-venv && $(PYTHON) -m venv /tmp/automix-lock-venv

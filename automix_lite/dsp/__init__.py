@@ -62,8 +62,12 @@ from .console import (  # noqa: F401
     default_params,
     describe,
     mix,
+    pack_params,
+    param_names,
+    param_rows,
     params_from_normalized,
     params_to_normalized,
     random_params,
     strip_eq_sos,
+    unpack_params,
 )
