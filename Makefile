@@ -46,7 +46,7 @@ bench: setup
 
 data: setup
 	@# renders data/ from scratch; checks for fluidsynth and the SoundFont first (see data/README.md)
-	$(BIN)/python tools/make_data.py --out data
+	$(BIN)/python -m automix_lite.data.render --out data
 
 lock:
 	rm -rf /tmp/automix-lock-venv && $(PYTHON) -m venv /tmp/automix-lock-venv

@@ -2,7 +2,7 @@
 
 Every song is a list of :class:`Part` s (one per track to render), written as notes on a beat grid and
 rendered later, instrument by instrument, by FluidSynth with a General MIDI SoundFont
-(``tools/make_data.py``). Nothing here needs FluidSynth: a song is pure, seeded Python data.
+(:mod:`automix_lite.data.render`). Nothing here needs FluidSynth: a song is pure, seeded Python data.
 
 - **Songs task** (:func:`compose_song`): a style (pop, rock, funk, ballad, electronic, jazz, bossa)
   fixes the tempo range, mode, chord progressions, drum groove, bass pattern, comping rhythm and the

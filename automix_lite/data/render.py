@@ -1,6 +1,7 @@
-"""Regenerate the bundled multitrack set under ``data/`` (run by ``make data``).
+"""Regenerate the bundled multitrack set under ``data/`` (run by ``make data``; taught in
+``notebooks/11_datasets.ipynb``).
 
-    python tools/make_data.py [--out data] [--soundfont PATH] [--jobs N] [--quality Q]
+    python -m automix_lite.data.render [--out data] [--soundfont PATH] [--jobs N] [--quality Q]
 
 1. Compose every song and drum passage (``automix_lite.data.compose``, seeded) and write one MIDI
    file per track.
@@ -35,10 +36,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import soundfile as sf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from .compose import CYMBALS, DRUM_GROOVES, DRUM_MICS, STYLES, compose_drums, compose_song, midi_bytes
 
-from automix_lite.data.compose import CYMBALS, DRUM_GROOVES, DRUM_MICS, STYLES, Part, compose_drums, compose_song, midi_bytes  # noqa: E402
+REPO_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data")
 
 SR = 44100
 SOUNDFONT_CANDIDATES = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/soundfonts/FluidR3_GM.sf2",
@@ -214,19 +214,21 @@ def sha256(path: str) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(ROOT, "data"))
+    ap.add_argument("--out", default=REPO_DATA)
     ap.add_argument("--soundfont", default=None)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--quality", type=float, default=0.4, help="Vorbis quality, 0 (small) to 1 (best)")
     ap.add_argument("--only", default=None, help="render only song ids containing this text (for trying things out)")
     args = ap.parse_args(argv)
+    if args.only and os.path.realpath(args.out) == os.path.realpath(REPO_DATA):
+        sys.exit("--only renders a subset: pass --out to another folder so the committed set stays complete.")
     fluidsynth, soundfont = check_tools(args.soundfont)
     version = subprocess.run([fluidsynth, "--version"], capture_output=True, text=True).stdout.split("\n")[0].strip()
     print(f"{version}; SoundFont {soundfont}")
 
     import torch
 
-    from automix_lite.data.engineer import ENGINEERS, engineer_mix, params_to_json
+    from .engineer import ENGINEERS, engineer_mix, params_to_json
 
     plan = song_plan()
     if args.only:
