@@ -125,3 +125,27 @@ def test_notebooks_stored_clean_and_badges_agree_with_config():
         for heading in ("Learning objectives", "Summary", "Exercises"):
             assert heading in src, f"{name} lacks a '{heading}' section"
         assert ":class: dropdown" in src, f"{name} has no hidden exercise solutions"
+
+
+COLAB_INSTALL_CELL = """import os, sys
+if "google.colab" in sys.modules:  # Colab: fetch the repository (package and bundled data) once
+    if not os.path.isdir("automix-lite"):
+        !git clone --quiet --depth 1 {url}
+    %pip install -q ./automix-lite
+    os.environ["AUTOMIX_DATA"] = os.path.abspath("automix-lite/data")"""
+
+
+def test_notebooks_share_the_colab_install_cell():
+    """Every notebook's first code cell clones the one repository (package and bundled data) in Colab."""
+    url = CONFIG["repository"]["url"]
+    expected = COLAB_INSTALL_CELL.format(url=url)
+    paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert paths, "no notebooks found in notebooks/"
+    for path in paths:
+        nb = json.loads(path.read_text())
+        first = next((c for c in nb["cells"] if c["cell_type"] == "code"), None)
+        assert first is not None, f"{path.name} has no code cell"
+        src = "".join(first["source"]).strip()
+        clones = re.findall(r"git clone [^\n]*?(https://\S+)", src)
+        assert clones == [url], f"{path.name}: the install cell must clone {url}, found {clones}"
+        assert src == expected, f"{path.name}: the first code cell must be exactly the Colab install cell:\n{expected}"

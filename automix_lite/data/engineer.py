@@ -11,10 +11,10 @@ lead, snare and toms. Every song gets its own variation of these values, drawn f
 
 - ``"natural"``: gentle EQ, light compression, a hall-like reverb (T60 about 1.3-2.2 s, longer at
   slow tempos), moderate stereo width, drums panned from the drummer's perspective, master at
-  -16 LUFS.
+  -20 LUFS (about 14 dB of headroom between loudness and peak, like an unmastered mix).
 - ``"punchy"``: stronger EQ (scooped mids, brighter top), heavier and faster compression, a short room
   (T60 about 0.5-1.0 s) with lower sends, a wider image, drums from the audience's perspective,
-  master at -13 LUFS.
+  master at -17 LUFS (drum mixes with strong transients stop short of it at the peak ceiling).
 
 The gain of a track depends on how loud its stem is (``gain = target - stem loudness``), as a real
 engineer's fader does; compressor thresholds sit relative to that target level. The master gain is
@@ -38,12 +38,12 @@ SAMPLE_RATE = 44100
 PEAK_CEILING_DB = -1.0
 
 ENGINEERS = {
-    "natural": dict(eq_scale=1.0, width=1.0, send_offset=0.0, t60=(1.3, 2.2), master_lufs=-16.0, perspective="drummer",
+    "natural": dict(eq_scale=1.0, width=1.0, send_offset=0.0, t60=(1.3, 2.2), master_lufs=-20.0, perspective="drummer",
                     comp={"heavy": (3.0, 1.0), "medium": (2.2, 4.0), "light": (1.6, 7.0)}, knee=6.0,
                     attack_scale=1.0, makeup=0.4),
-    "punchy": dict(eq_scale=1.7, width=1.35, send_offset=-6.0, t60=(0.5, 1.0), master_lufs=-13.0, perspective="audience",
+    "punchy": dict(eq_scale=1.7, width=1.35, send_offset=-6.0, t60=(0.5, 1.0), master_lufs=-17.0, perspective="audience",
                    comp={"heavy": (5.0, -3.0), "medium": (3.5, 0.0), "light": (2.5, 3.0)}, knee=3.0,
-                   attack_scale=0.6, makeup=0.6),
+                   attack_scale=0.3, makeup=0.6),
 }
 """Style -> EQ gain scale, stereo width, reverb send offset (dB), T60 range (s), master loudness (LUFS),
 drum perspective, compression (ratio, threshold above the track's target level in dB) per amount,
