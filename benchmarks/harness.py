@@ -14,7 +14,8 @@ from typing import Callable, Optional
 
 import torch
 
-PACKAGES = ("automix-lite", "torch", "numpy", "scipy", "numba", "dasp-pytorch", "torchcomp", "torchlpc", "pedalboard")
+PACKAGES = ("automix-lite", "torch", "numpy", "scipy", "numba", "dasp-pytorch", "torchcomp", "torchlpc", "pedalboard",
+            "auraloss")
 
 
 @dataclass

@@ -157,3 +157,32 @@ def pedalboard_compressor(x: np.ndarray, sample_rate, p: dict) -> list:
     comp = pedalboard.Compressor(threshold_db=p["threshold_db"], ratio=p["ratio"],
                                  attack_ms=p["attack_ms"], release_ms=p["release_ms"])
     return [comp(x[i], sample_rate) for i in range(x.shape[0])]
+
+
+# ----------------------------------------------------------------------------------------------
+# auraloss (Steinmetz & Reiss): the reference STFT losses
+# ----------------------------------------------------------------------------------------------
+
+def auraloss_mrstft(dtype=torch.float32):
+    """auraloss.freq.MultiResolutionSTFTLoss() with its defaults; in float64 its float32 Hann windows
+    are replaced by float64 ones so that it computes in float64 throughout."""
+    import auraloss
+
+    return _windows(auraloss.freq.MultiResolutionSTFTLoss(), dtype)
+
+
+def auraloss_sum_and_difference(resolutions, dtype=torch.float32):
+    """auraloss.freq.SumAndDifferenceSTFTLoss on the same resolutions (it has no default resolutions)."""
+    import auraloss
+
+    n, h, w = (list(v) for v in zip(*resolutions))
+    return _windows(auraloss.freq.SumAndDifferenceSTFTLoss(n, h, w), dtype)
+
+
+def _windows(module, dtype):
+    import auraloss
+
+    for m in module.modules():
+        if isinstance(m, auraloss.freq.STFTLoss):
+            m.window = torch.hann_window(m.win_length, dtype=dtype)
+    return module

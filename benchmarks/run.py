@@ -1,6 +1,6 @@
-"""Speed benchmarks of automix-lite's EQ, compressor and reverb against peer libraries.
+"""Speed benchmarks of automix-lite's EQ, compressor, reverb and stereo loss against peer libraries.
 
-    python benchmarks/run.py [--quick] [--out benchmarks/RESULTS.md] [--only eq,compressor,reverb]
+    python benchmarks/run.py [--quick] [--out benchmarks/RESULTS.md] [--only eq,compressor,reverb,loss]
 
 Batch 8 x 10 s x 44.1 kHz mono float32 tracks, torch and numba on 2 threads; each case is warmed up,
 then timed several times and the median kept. Real-time factor (per channel) =
@@ -25,7 +25,8 @@ import harness  # noqa: E402
 import peers  # noqa: E402
 from harness import Row, Settings, measure  # noqa: E402
 
-TARGETS = {"eq": 150.0, "compressor": 900.0, "compressor_fwd": 1000.0, "reverb": 400.0}
+TARGETS = {"eq": 150.0, "compressor": 900.0, "compressor_fwd": 1000.0, "reverb": 400.0,
+           "loss": 10.0 / 0.3}  # loss: <= 0.3 s per 10 s stereo pair, as seconds of stereo audio per second
 EQ_TOLERANCE = 1e-4
 IR_TAPS = 65536
 COMP = dict(threshold_db=-20.0, ratio=4.0, attack_ms=5.0, release_ms=100.0, knee_db=6.0)
@@ -308,6 +309,100 @@ def bench_reverb(s: Settings, x: torch.Tensor):
 
 
 # ----------------------------------------------------------------------------------------------
+# 4. Stereo MR-STFT loss (one stereo pair, batch 1)
+# ----------------------------------------------------------------------------------------------
+
+def stereo_pair(x: torch.Tensor, seed: int = 0):
+    """Prediction and target ``(1, 2, T)``: two stereo mixes of the test song's 7 tracks (the first 7
+    items of ``x``), each with seeded gains (+-6 dB) and constant-power pans."""
+    tracks = x[:7, 0]
+    g = torch.Generator().manual_seed(seed)
+
+    def mix():
+        gain = 10 ** ((12 * torch.rand(7, 1, generator=g) - 6) / 20)
+        angle = torch.rand(7, 1, generator=g) * math.pi / 2
+        return torch.stack([(gain * angle.cos() * tracks).sum(0), (gain * angle.sin() * tracks).sum(0)])[None]
+
+    return mix(), mix()
+
+
+def loss_fwd_bwd(loss, pred, target):
+    """A closure running the loss and ``torch.autograd.grad`` of it with respect to the prediction."""
+    p = pred.detach().clone().requires_grad_(True)
+
+    def step():
+        torch.autograd.grad(loss(p, target), [p])
+
+    return step
+
+
+def loss_fwd(loss, pred, target):
+    def step():
+        with torch.no_grad():
+            loss(pred, target)
+
+    return step
+
+
+def bench_loss(s: Settings, x: torch.Tensor):
+    from automix_lite.losses import MRSTFTLoss, StereoLoss
+
+    one = Settings(**{**s.__dict__, "batch": 1})  # one stereo pair: real-time factor = seconds / time
+    pred, target = stereo_pair(x)
+    ours_sd, ours_mr = StereoLoss(), MRSTFTLoss()
+    res = ours_mr.resolutions
+    cases = [
+        ("automix-lite `StereoLoss` (sum and difference)", "fwd+bwd", loss_fwd_bwd, lambda: ours_sd, TARGETS["loss"],
+         "thesis eq. 5.3: MR-STFT(L+R) + MR-STFT(L-R)"),
+        ("auraloss `SumAndDifferenceSTFTLoss` (the same resolutions)", "fwd+bwd", loss_fwd_bwd,
+         lambda: peers.auraloss_sum_and_difference(res), None, "returns half of ours (it averages the two terms)"),
+        ("automix-lite `MRSTFTLoss` on left/right", "fwd+bwd", loss_fwd_bwd, lambda: ours_mr, None, ""),
+        ("auraloss `MultiResolutionSTFTLoss()` (defaults) on left/right", "fwd+bwd", loss_fwd_bwd,
+         peers.auraloss_mrstft, None, "the same value as ours"),
+        ("automix-lite `StereoLoss`", "fwd", loss_fwd, lambda: ours_sd, None, "evaluation: no gradient"),
+        ("auraloss `SumAndDifferenceSTFTLoss`", "fwd", loss_fwd, lambda: peers.auraloss_sum_and_difference(res),
+         None, ""),
+    ]
+    rows = []
+    for name, passes, wrap, make, target_rtf, note in cases:
+        try:
+            step = wrap(make(), pred, target)
+        except Exception as e:  # auraloss missing: a "failed" row, the others still run
+            traceback.print_exc()
+            rows.append(Row(name, passes, None, None, target_rtf, f"failed: {type(e).__name__}: {str(e)[:120]}"))
+            continue
+        rows.append(timed_row(name, passes, step, one, target=target_rtf, note=note))
+
+    # Agreement: loss value and gradient against auraloss (ours against twice auraloss for the stereo loss).
+    acc = []
+    for dtype in (torch.float32, torch.float64):
+        p, t = pred.to(dtype), target.to(dtype)
+        for name, ours, ref, k in (
+            ("`MRSTFTLoss` vs `MultiResolutionSTFTLoss`", MRSTFTLoss(), lambda: peers.auraloss_mrstft(dtype), 1.0),
+            ("`StereoLoss` vs 2 x `SumAndDifferenceSTFTLoss`", StereoLoss(),
+             lambda: peers.auraloss_sum_and_difference(res, dtype), 2.0),
+        ):
+            label = f"{name}, {str(dtype).replace('torch.', '')}"
+            try:
+                (v, g), (v_ref, g_ref) = (_value_grad(f, p, t) for f in (ours, ref()))
+                for what, a, b in (("value", v, k * v_ref), ("gradient", g, k * g_ref)):
+                    e = float((a - b).norm() / b.norm())
+                    acc.append((f"{label}, {what}", e))
+                    print(f"  relative difference {label}, {what}: {e:.3g}", flush=True)
+            except Exception as exc:
+                traceback.print_exc()
+                acc.append((label, f"failed: {type(exc).__name__}: {exc}"))
+    return rows, acc
+
+
+def _value_grad(loss, pred, target):
+    p = pred.detach().clone().requires_grad_(True)
+    value = loss(p, target)
+    (grad,) = torch.autograd.grad(value, [p])
+    return value.detach(), grad
+
+
+# ----------------------------------------------------------------------------------------------
 # Report
 # ----------------------------------------------------------------------------------------------
 
@@ -325,11 +420,13 @@ def report(s: Settings, info: dict, sections: dict, load_end: str) -> str:
     titles = {"eq": "1. Six-band parametric EQ (low shelf, 4 peaks, high shelf)",
               "compressor": "2. Compressor with attack and release (threshold -20 dB, ratio 4, attack 5 ms, "
                             "release 100 ms, knee 6 dB)",
-              "reverb": f"3. Reverb by FFT convolution with a {IR_TAPS}-tap IR (per channel)"}
+              "reverb": f"3. Reverb by FFT convolution with a {IR_TAPS}-tap IR (per channel)",
+              "loss": f"4. Stereo MR-STFT loss: one {s.seconds:g} s stereo pair, batch 1 (real-time factor = "
+                      f"seconds of stereo audio per second; target <= 0.3 s per 10 s)"}
     for key, (rows, acc) in sections.items():
         out += [f"## {titles[key]}", "", harness.table(rows), ""]
         if acc:
-            out += ["Accuracy (max absolute error against scipy in float64"
+            out += [LOSS_AGREEMENT if key == "loss" else "Accuracy (max absolute error against scipy in float64"
                     + (f"; target {EQ_TOLERANCE:g} for ours" if key == "eq" else "") + "):", ""]
             for name, e in acc:
                 ok = ""
@@ -340,6 +437,9 @@ def report(s: Settings, info: dict, sections: dict, load_end: str) -> str:
     out += ["## Notes", "", NOTES.strip(), ""]
     return "\n".join(out)
 
+
+LOSS_AGREEMENT = ("Agreement with auraloss (relative difference ||ours - ref|| / ||ref|| of the loss value and of its "
+                  "gradient with respect to the prediction; in float64 both sides use float64 windows):")
 
 NOTES = """\
 - EQ settings are drawn per batch item (seeded): shelf and peak gains +-12 dB, low shelf 40-300 Hz,
@@ -369,6 +469,12 @@ NOTES = """\
   compressor's own backward kernel alone runs at about 2000x.
 - The EQ kernels keep their float64 states out of the subnormal range; before that, songs with
   silences (decaying filter tails) made the EQ about 3x slower (210x instead of 700x here).
+- Loss section: prediction and target are two stereo mixes of the test song's 7 tracks (seeded gains
+  +-6 dB and constant-power pans), `(1, 2, T)` float32. fwd+bwd is the loss and `torch.autograd.grad`
+  of it with respect to the prediction. All rows use the three resolutions of auraloss's
+  `MultiResolutionSTFTLoss` defaults (FFT 1024/2048/512, hop 120/240/50, Hann window 600/1200/240,
+  the thesis's Table 5). auraloss's `SumAndDifferenceSTFTLoss` averages its sum and difference terms,
+  so its value is half of `StereoLoss` (the thesis's eq. 5.3 adds them); the cost is the same.
 """
 
 
@@ -376,7 +482,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke check: 1 s of audio, fewer repeats")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="Markdown report path")
-    ap.add_argument("--only", default="eq,compressor,reverb", help="comma-separated subset of eq,compressor,reverb")
+    ap.add_argument("--only", default="eq,compressor,reverb,loss",
+                    help="comma-separated subset of eq,compressor,reverb,loss")
     args = ap.parse_args(argv)
 
     import numba
@@ -390,7 +497,7 @@ def main(argv=None) -> int:
     print(DEFINITIONS)
     x = test_batch(s)
 
-    benches = {"eq": bench_eq, "compressor": bench_compressor, "reverb": bench_reverb}
+    benches = {"eq": bench_eq, "compressor": bench_compressor, "reverb": bench_reverb, "loss": bench_loss}
     sections = {}
     for key in args.only.split(","):
         key = key.strip()
