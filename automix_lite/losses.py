@@ -147,18 +147,19 @@ class _ResolutionLoss(torch.autograd.Function):
     def forward(ctx, xp, y, window, n_fft, hop, eps, dims, w_sc, w_log_mag):
         spec, x = _spectrum(xp, window, n_fft, hop, eps)
         x = x.view(y.shape)
-        diff_norm = torch.linalg.vector_norm(x - y, dim=dims)
+        d = x - y
+        diff_norm = torch.linalg.vector_norm(d, dim=dims)
         y_norm = torch.linalg.vector_norm(y, dim=dims)
         count = y.numel() // y_norm.numel()
-        log_mag = x.log().sub_(y.log()).abs_().sum(dim=dims) / count
-        ctx.save_for_backward(spec, x, y, diff_norm, y_norm, window)
+        log_mag = torch.div(x, y).log_().abs_().sum(dim=dims) / count  # |log x - log y|, one log per bin
+        ctx.save_for_backward(spec, x, d, diff_norm, y_norm, window)
         ctx.config = (n_fft, hop, eps, dims, w_sc, w_log_mag, count, xp.shape[-1])
         return w_sc * diff_norm / y_norm + w_log_mag * log_mag
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        spec, x, y, diff_norm, y_norm, window = ctx.saved_tensors
+        spec, x, d, diff_norm, y_norm, window = ctx.saved_tensors
         n_fft, hop, eps, dims, w_sc, w_log_mag, count, length = ctx.config
         group = [1 if i in dims else -1 for i in range(x.ndim)]  # per-group factors broadcast over y
         # d sc / dx = (x - y) / (||x - y|| ||y||) (0 where x == y); d mag / dx = sign(x - y) / (count x).
@@ -166,8 +167,7 @@ class _ResolutionLoss(torch.autograd.Function):
         b = (grad * w_log_mag / count).view(group)
         floor = torch.tensor(eps, dtype=x.dtype, device=x.device).sqrt()  # the clamped magnitude, bit for bit
         inv = torch.where(x > floor, x.reciprocal(), 0.0)  # no gradient through clamped bins
-        d = x - y
-        scale = torch.sign(d).mul_(inv).mul_(b).add_(d.mul_(a)).mul_(inv)  # (d loss / dx) / x
+        scale = torch.sign(d).mul_(inv).mul_(b).add_(d * a).mul_(inv)  # (d loss / dx) / x
         grad_xp = _stft_adjoint(spec, scale.view(spec.shape), window, n_fft, hop, length)
         return grad_xp, None, None, None, None, None, None, None, None
 

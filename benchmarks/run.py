@@ -435,7 +435,14 @@ def report(s: Settings, info: dict, sections: dict, load_end: str) -> str:
                 out.append(f"- {name}: {e:.3g}{ok}" if isinstance(e, float) else f"- {name}: {e}")
             out.append("")
     out += ["## Notes", "", NOTES.strip(), ""]
+    for extra in QUALITY_REPORTS:  # results written by other scripts, kept in this one report
+        if extra.exists():
+            body = extra.read_text().strip().splitlines()
+            out += [f"## Quality: {body[0].lstrip('# ')}", "", f"From `benchmarks/{extra.name}`.", *body[1:], ""]
     return "\n".join(out)
+
+
+QUALITY_REPORTS = [Path(__file__).resolve().parent / "PROXY_RESULTS.md"]  # the proxy checkpoint's Table 6, written with its model card
 
 
 LOSS_AGREEMENT = ("Agreement with auraloss (relative difference ||ours - ref|| / ||ref|| of the loss value and of its "

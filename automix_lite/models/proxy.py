@@ -1,0 +1,645 @@
+"""A neural proxy of the channel chain EQ -> compressor -> reverb (taught in ``notebooks/09_neural_proxies.ipynb``).
+
+After Steinmetz (2020): the channel chain of sec. 4.2.5 (fig. 8), modelled by the FiLM-conditioned TCN
+of sec. 4.3.1 (``automix_lite.models.TCN``) that receives the chain's parameters normalised to [-1, 1]
+(sec. 4.3.3), trained on online-generated data (sec. 4.4) with Adam at 3e-4, the L1 loss (eq. 4.17)
+and a plateau schedule (sec. 4.5), evaluated with MAE, ESR, MCD and MR-STFT (sec. 4.6) in the four
+cases of Table 6 (each processor alone, then combined).
+
+- ``SPECS``: the chain's 22 parameters (``ProxySpec``: name, low, high, unit, scale, processor) in chain
+  order; ``normalize`` / ``denormalize`` map real units <-> [-1, 1]; ``sample_params`` draws them
+  uniformly in the normalised domain, with the processors not in ``active`` set to bypass
+  (EQ gains 0 dB; compressor ratio 1 and make-up 0 dB; reverb wet 0).
+- ``channel_chain``: the differentiable DSP reference (``dsp.parametric_eq``, ``dsp.compressor``,
+  ``dsp.reverb`` with the fixed noise seed ``REVERB_SEED``); deterministic.
+- ``build_model`` / ``save_checkpoint`` / ``load_checkpoint`` / ``load_proxy``: the TCN proxy and its files.
+- ``training_stems`` / ``make_batch``: random patches of the bundled stems with the augmentations of
+  sec. 4.4 and optional mixup (eqs. 4.15-4.16); ``train``: the training loop; ``evaluate`` /
+  ``format_table``: the Table-6 evaluation on held-out TEST stems; ``gradient_agreement``: cosine
+  similarity of the proxy's and the DSP's gradients with respect to the parameters.
+
+The reverb's decay (T60 0.3-1.5 s) is longer than the receptive field of any TCN here (TCN-10: 325 ms,
+TCN-20: 650 ms at 44.1 kHz): the proxy can only learn the part of the tail that fits in its window,
+which is why the T60 range is kept modest.
+
+Command line: ``python -m automix_lite.models.proxy train CONFIG.json --out DIR`` and
+``python -m automix_lite.models.proxy evaluate CHECKPOINT.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from .._checks import check_audio, check_sample_rate
+from ..dsp import compressor, parametric_eq, reverb
+from ..losses import MRSTFTLoss
+from .tcn import TCN, center_crop
+
+PROCESSORS = ("eq", "compressor", "reverb")
+CASES = (("equalizer", ("eq",)), ("compressor", ("compressor",)), ("reverb", ("reverb",)),
+         ("combined", PROCESSORS))
+"""The four test cases of Table 6: each processor alone (the others bypassed), then all three."""
+METRICS = ("MAE", "ESR", "MCD", "MR-STFT")
+REVERB_SEED = 0
+SAMPLE_RATE = 44100
+CHECKPOINT_FORMAT = "automix-lite-proxy-1"
+BUNDLED_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  "checkpoints", "proxy_channel.pt")
+
+# Steinmetz (2020), Table 6, TCN-20 (528k parameters, receptive field 649.5 ms): MAE, ESR, MCD, MR-STFT.
+THESIS_TCN20 = {
+    "equalizer": (0.017, 0.189, 597.3, 2.608),
+    "compressor": (0.006, 0.140, 618.1, 2.123),
+    "reverb": (0.011, 0.038, 309.2, 1.340),
+    "combined": (0.027, 0.292, 495.6, 2.315),
+}
+
+MCD_K = 25
+MCD_ALPHA = 10.0 * math.sqrt(2.0) / math.log(10.0)  # eq. 4.21, about 6.14185
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """One chain parameter: range ``[low, high]`` in ``unit``; ``scale`` ``"linear"`` or ``"log"``; ``processor``."""
+
+    name: str
+    low: float
+    high: float
+    unit: str
+    scale: str
+    processor: str
+
+
+def _spec(name, low, high, unit, scale, processor):
+    return ProxySpec(name, float(low), float(high), unit, scale, processor)
+
+
+# Ranges lie inside automix_lite.dsp.console.SPECS; gains, Q and the make-up are narrower and each
+# peaking band gets its own decade so that the bands keep their order.
+SPECS: tuple = (
+    _spec("low_shelf_gain_db", -12, 12, "dB", "linear", "eq"),
+    _spec("low_shelf_cutoff_hz", 30, 400, "Hz", "log", "eq"),
+    _spec("peak1_gain_db", -12, 12, "dB", "linear", "eq"),
+    _spec("peak1_cutoff_hz", 80, 800, "Hz", "log", "eq"),
+    _spec("peak1_q", 0.5, 4, "", "log", "eq"),
+    _spec("peak2_gain_db", -12, 12, "dB", "linear", "eq"),
+    _spec("peak2_cutoff_hz", 300, 3000, "Hz", "log", "eq"),
+    _spec("peak2_q", 0.5, 4, "", "log", "eq"),
+    _spec("peak3_gain_db", -12, 12, "dB", "linear", "eq"),
+    _spec("peak3_cutoff_hz", 1000, 10000, "Hz", "log", "eq"),
+    _spec("peak3_q", 0.5, 4, "", "log", "eq"),
+    _spec("high_shelf_gain_db", -12, 12, "dB", "linear", "eq"),
+    _spec("high_shelf_cutoff_hz", 2000, 16000, "Hz", "log", "eq"),
+    _spec("threshold_db", -60, 0, "dB", "linear", "compressor"),
+    _spec("ratio", 1, 20, "", "log", "compressor"),
+    _spec("attack_ms", 0.1, 100, "ms", "log", "compressor"),
+    _spec("release_ms", 10, 1000, "ms", "log", "compressor"),
+    _spec("knee_db", 0, 12, "dB", "linear", "compressor"),
+    _spec("makeup_db", 0, 12, "dB", "linear", "compressor"),
+    _spec("t60_s", 0.3, 1.5, "s", "log", "reverb"),
+    _spec("damping", 0, 1, "", "linear", "reverb"),
+    _spec("wet", 0, 0.5, "", "linear", "reverb"),
+)
+NAMES = tuple(s.name for s in SPECS)
+N_PARAMS = len(SPECS)
+GROUPS = {p: [i for i, s in enumerate(SPECS) if s.processor == p] for p in PROCESSORS}
+BYPASS = {"eq": {n: 0.0 for n in NAMES if n.endswith("gain_db")},
+          "compressor": {"ratio": 1.0, "makeup_db": 0.0},
+          "reverb": {"wet": 0.0}}
+"""Real-unit settings that switch each processor off (the other parameters then do not matter)."""
+
+_LOW = torch.tensor([s.low for s in SPECS], dtype=torch.float64)
+_HIGH = torch.tensor([s.high for s in SPECS], dtype=torch.float64)
+_LOG = torch.tensor([s.scale == "log" for s in SPECS])
+
+
+def _check_params(p: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(p, torch.Tensor) or p.ndim != 2 or p.shape[1] != N_PARAMS:
+        shape = tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__
+        raise ValueError(f"{name} must be a tensor of shape (batch, {N_PARAMS}) in the order of proxy.NAMES; got {shape}.")
+    if not bool(torch.isfinite(p).all()):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return p
+
+
+def normalize(values: torch.Tensor) -> torch.Tensor:
+    """Real units ``(B, P)`` -> [-1, 1] ``(B, P)`` (sec. 4.3.3); log-scaled parameters map geometrically."""
+    v = _check_params(values, "values")
+    low, high, log = _LOW.to(v), _HIGH.to(v), _LOG.to(v.device)
+    lin = (v - low) / (high - low)
+    safe_low = torch.where(log, low, torch.ones_like(low))  # keeps log() finite (and its gradient) off the log rows
+    geo = torch.log(torch.where(log, v, safe_low).clamp_min(1e-12) / safe_low) / torch.log(_log_span(log, low, high))
+    return 2.0 * torch.where(log, geo, lin) - 1.0
+
+
+def denormalize(norm: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] ``(B, P)`` -> real units ``(B, P)``; values are clamped to [-1, 1] first. Differentiable."""
+    u = (_check_params(norm, "params_norm").clamp(-1.0, 1.0) + 1.0) / 2.0
+    low, high, log = _LOW.to(u), _HIGH.to(u), _LOG.to(u.device)
+    lin = low + (high - low) * u
+    geo = low * torch.exp(u * torch.log(_log_span(log, low, high)))
+    return torch.where(log, geo, lin)
+
+
+def _log_span(log: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``high / low`` on log-scaled rows, e on the others (whose low may be 0), so no NaN reaches a gradient."""
+    return torch.where(log, high / torch.where(log, low, torch.ones_like(low)), torch.full_like(low, math.e))
+
+
+def _check_active(active) -> tuple:
+    active = (active,) if isinstance(active, str) else tuple(active)
+    bad = [a for a in active if a not in PROCESSORS]
+    if bad:
+        raise ValueError(f"active must name processors among {PROCESSORS}; got {bad}.")
+    return active
+
+
+def _normalized_value(spec: ProxySpec, value: float) -> float:
+    if spec.scale == "log":
+        return 2.0 * math.log(value / spec.low) / math.log(spec.high / spec.low) - 1.0
+    return 2.0 * (value - spec.low) / (spec.high - spec.low) - 1.0
+
+
+def bypass(params_norm: torch.Tensor, active: Sequence[str] = PROCESSORS) -> torch.Tensor:
+    """A copy of ``params_norm`` ``(B, P)`` with every processor not in ``active`` set to its bypass (``BYPASS``)."""
+    out = _check_params(params_norm, "params_norm").clone()
+    active = _check_active(active)
+    for proc in PROCESSORS:
+        if proc not in active:
+            for name, value in BYPASS[proc].items():
+                i = NAMES.index(name)
+                out[:, i] = _normalized_value(SPECS[i], value)
+    return out
+
+
+def sample_params(batch: int, generator: Optional[torch.Generator] = None, active: Sequence[str] = PROCESSORS,
+                  dtype=torch.float32) -> torch.Tensor:
+    """Normalised parameters ``(batch, P)`` drawn uniformly in [-1, 1] (sec. 4.4), inactive processors bypassed."""
+    u = torch.rand(batch, N_PARAMS, generator=generator, dtype=torch.float64)
+    return bypass(2.0 * u - 1.0, active).to(dtype)
+
+
+def channel_chain(x: torch.Tensor, sample_rate: float, params_norm: torch.Tensor) -> torch.Tensor:
+    """The DSP reference: parametric EQ -> compressor -> convolution reverb (fig. 8) on mono ``x`` ``(B, 1, T)``.
+
+    ``params_norm``: ``(B, P)`` in [-1, 1] (order ``NAMES``); returns ``(B, 1, T)``. Differentiable in ``x``
+    and ``params_norm``; deterministic (the reverb's noise uses ``REVERB_SEED``).
+    """
+    check_audio(x, channels=1)
+    sr = check_sample_rate(sample_rate)
+    p = _check_params(params_norm, "params_norm")
+    if p.shape[0] != x.shape[0]:
+        raise ValueError(f"params_norm has {p.shape[0]} rows but x has batch size {x.shape[0]}; give one row per item.")
+    v = dict(zip(NAMES, denormalize(p.to(x.dtype)).unbind(1)))
+    peaks = [1, 2, 3]
+    y = parametric_eq(
+        x, sr,
+        low_shelf_gain_db=v["low_shelf_gain_db"], low_shelf_cutoff_hz=v["low_shelf_cutoff_hz"],
+        peak_gains_db=torch.stack([v[f"peak{k}_gain_db"] for k in peaks], 1),
+        peak_cutoffs_hz=torch.stack([v[f"peak{k}_cutoff_hz"] for k in peaks], 1),
+        peak_qs=torch.stack([v[f"peak{k}_q"] for k in peaks], 1),
+        high_shelf_gain_db=v["high_shelf_gain_db"], high_shelf_cutoff_hz=v["high_shelf_cutoff_hz"],
+    )
+    # A processor bypassed in every row is skipped when no gradient is needed (same output, less work).
+    grad = torch.is_grad_enabled() and (p.requires_grad or x.requires_grad)
+    if grad or not bool(((v["ratio"] == 1) & (v["makeup_db"] == 0)).all()):
+        y = compressor(y, sr, v["threshold_db"], v["ratio"], v["attack_ms"], v["release_ms"], v["knee_db"],
+                       v["makeup_db"])
+    if grad or bool((v["wet"] != 0).any()):
+        y = reverb(y, sr, t60_s=v["t60_s"], wet=v["wet"], damping=v["damping"], seed=REVERB_SEED)
+    return y
+
+
+# --------------------------------------------------------------------------------------------
+# model and checkpoints
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_CONFIG = {
+    "preset": "tcn10", "channels": 16, "n_blocks": None, "kernel_size": None,
+    "steps": 1000, "batch_size": 8, "patch_seconds": 0.5, "sample_rate": SAMPLE_RATE,
+    "lr": 3e-4, "lr_factor": 0.5, "lr_patience": 3, "grad_clip": 1.0, "mixup_alpha": 0.0,
+    "augment": True, "log_every": 25, "val_every": 100, "val_examples": 8, "max_seconds": None,
+    "seed": 0, "device": "auto", "threads": None, "init": None,
+}
+"""Training defaults; a JSON config overrides any of them (``load_config``). ``init``: a checkpoint to
+continue from (its weights and history; the optimiser starts afresh)."""
+
+
+def load_config(path_or_dict) -> dict:
+    """``DEFAULT_CONFIG`` updated with a JSON file or a dict; unknown keys raise a ``ValueError``."""
+    if isinstance(path_or_dict, dict):
+        given = path_or_dict
+    else:
+        with open(path_or_dict) as f:
+            given = json.load(f)
+    unknown = sorted(set(given) - set(DEFAULT_CONFIG) - {"comment"})
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown}; the keys are {sorted(DEFAULT_CONFIG)}.")
+    return {**DEFAULT_CONFIG, **given}
+
+
+def build_model(config: dict) -> TCN:
+    """The TCN of ``config`` (preset with optional ``channels`` / ``n_blocks`` / ``kernel_size``), ``cond_dim = P``."""
+    overrides = {k: config[k] for k in ("channels", "n_blocks", "kernel_size") if config.get(k) is not None}
+    return TCN.preset(config["preset"], cond_dim=N_PARAMS, **overrides)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_checkpoint(path: str, model: TCN, config: dict, metrics: Optional[dict] = None,
+                    history: Optional[dict] = None) -> str:
+    """Write model weights, config, metrics and history to ``path``; returns the payload's sha256.
+
+    File layout: ``{"format", "sha256", "payload"}`` where ``payload`` is the serialised dict and
+    ``sha256`` its checksum (verified by ``load_checkpoint``). Weights are stored in float32.
+    """
+    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
+             for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({"state_dict": state, "config": config, "metrics": metrics or {}, "history": history or {},
+                "names": list(NAMES)}, buf)
+    payload = buf.getvalue()
+    digest = _sha256(payload)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save({"format": CHECKPOINT_FORMAT, "sha256": digest, "payload": payload}, path)
+    return digest
+
+
+def load_checkpoint(path: str = BUNDLED_CHECKPOINT) -> dict:
+    """Read a checkpoint written by ``save_checkpoint``; the payload's sha256 is verified.
+
+    Returns ``{"model" (TCN in eval mode), "config", "metrics", "history"}``; a modified or truncated
+    file raises a ``ValueError`` saying so.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with "
+                                "`python -m automix_lite.models.proxy train configs/proxy_cpu.json --out DIR`.")
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise ValueError(f"{path} is not a readable proxy checkpoint ({err}); it is damaged or of another kind.") from None
+    if not isinstance(outer, dict) or outer.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a proxy checkpoint (format {CHECKPOINT_FORMAT!r} expected).")
+    if _sha256(outer["payload"]) != outer["sha256"]:
+        raise ValueError(f"checksum mismatch in {path}: the stored sha256 {outer['sha256'][:12]}... does not match "
+                         "its contents; the file is corrupt or was modified. Re-download or retrain it.")
+    data = torch.load(io.BytesIO(outer["payload"]), map_location="cpu", weights_only=True)
+    if list(data["names"]) != list(NAMES):
+        raise ValueError(f"{path} was trained with the parameters {data['names']}, not proxy.NAMES.")
+    model = build_model(data["config"])
+    model.load_state_dict(data["state_dict"])
+    model.eval()
+    return {"model": model, "config": data["config"], "metrics": data["metrics"], "history": data["history"]}
+
+
+def load_proxy(path: str = BUNDLED_CHECKPOINT) -> TCN:
+    """The proxy TCN of a checkpoint (default: the bundled one), in eval mode."""
+    return load_checkpoint(path)["model"]
+
+
+# --------------------------------------------------------------------------------------------
+# data (sec. 4.4)
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _stems_of(split: str) -> tuple:
+    from .. import data
+
+    stems = []
+    for task in ("songs", "drums"):
+        for entry in data.songs(task, split):
+            stems.extend(data.load_song(entry["id"])["tracks"])
+    return tuple(stems)
+
+
+def training_stems(split: str = "train") -> list:
+    """Every mono stem ``(T,)`` of the bundled songs and drum passages of ``split`` (decoded once, cached)."""
+    return list(_stems_of(split))
+
+
+def _patch(stems, n: int, g: torch.Generator, silence_db: float, tries: int = 50) -> torch.Tensor:
+    for _ in range(tries):
+        s = stems[int(torch.randint(len(stems), (1,), generator=g))]
+        if s.shape[-1] < n:
+            continue
+        start = int(torch.randint(s.shape[-1] - n + 1, (1,), generator=g))
+        x = s[start:start + n]
+        if 10 * math.log10(float(x.square().mean()) + 1e-20) > silence_db:
+            return x
+    raise ValueError(f"found no patch of {n} samples louder than {silence_db} dBFS RMS in {tries} tries; "
+                     "give longer or louder stems, or lower silence_db.")
+
+
+def _augment(x: torch.Tensor, stems, g: torch.Generator, silence_db: float) -> torch.Tensor:
+    """Sec. 4.4: amplitude scaling, polarity inversion, mixing two samples, white noise, zeroed samples / block."""
+    def chance(p):
+        return float(torch.rand((), generator=g)) < p
+
+    def uniform(lo, hi):
+        return lo + (hi - lo) * float(torch.rand((), generator=g))
+
+    n = x.shape[-1]
+    if chance(0.25):
+        x = x + _patch(stems, n, g, silence_db)
+    x = x * 10 ** (uniform(-12.0, 6.0) / 20)
+    if chance(0.5):
+        x = -x
+    if chance(0.1):
+        x = x + 10 ** (uniform(-80.0, -50.0) / 20) * torch.randn(n, generator=g)
+    if chance(0.05):
+        x = x * (torch.rand(n, generator=g) > 0.01)
+    if chance(0.05):
+        length = int(uniform(0.0, 0.25) * n)
+        start = int(torch.randint(n - length + 1, (1,), generator=g))
+        x = x.clone()
+        x[start:start + length] = 0.0
+    return x / max(1.0, float(x.abs().max()))
+
+
+def make_batch(stems, batch_size: int, n_samples: int, generator: torch.Generator,
+               sample_rate: float = SAMPLE_RATE, active: Sequence[str] = PROCESSORS, augment: bool = True,
+               mixup_alpha: float = 0.0, silence_db: float = -50.0) -> dict:
+    """A training batch: ``{"x": (B, 1, T), "params": (B, P), "y": (B, 1, T)}`` with ``y = channel_chain(x, params)``.
+
+    Random patches of ``n_samples`` from ``stems`` (a list of ``(T,)`` tensors), skipping those quieter
+    than ``silence_db`` (RMS, dBFS), with the augmentations of sec. 4.4 when ``augment``; fresh
+    parameters (``sample_params``, ``active``) every call. With ``mixup_alpha > 0`` each item is
+    ``lambda (x_i, y_i) + (1 - lambda) (x_j, y_j)`` (eqs. 4.15-4.16, ``lambda ~ Beta(alpha, alpha)``)
+    where ``x_j`` is a second patch processed with the same parameters. Deterministic given the generator.
+    """
+    if not stems:
+        raise ValueError("stems is empty: pass a list of (T,) tensors, e.g. proxy.training_stems('train').")
+
+    def patches():
+        xs = [_patch(stems, n_samples, generator, silence_db) for _ in range(batch_size)]
+        if augment:
+            xs = [_augment(x, stems, generator, silence_db) for x in xs]
+        return torch.stack(xs).unsqueeze(1).float()
+
+    x = patches()
+    params = sample_params(batch_size, generator, active)
+    with torch.no_grad():
+        y = channel_chain(x, sample_rate, params)
+        if mixup_alpha > 0:
+            x2 = patches()
+            y2 = channel_chain(x2, sample_rate, params)
+            seed = int(torch.randint(2 ** 31, (1,), generator=generator))
+            lam = torch.from_numpy(np.random.default_rng(seed).beta(mixup_alpha, mixup_alpha, batch_size)).float()
+            lam = lam.view(-1, 1, 1)
+            x, y = lam * x + (1 - lam) * x2, lam * y + (1 - lam) * y2
+    return {"x": x, "params": params, "y": y.float()}
+
+
+# --------------------------------------------------------------------------------------------
+# metrics (sec. 4.6)
+# --------------------------------------------------------------------------------------------
+
+
+def esr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Error-to-signal ratio per item ``(B,)``: ``sum (y - y_hat)^2 / sum y^2`` (eq. 4.19 without its 1/(n-1))."""
+    return (target - pred).square().sum((1, 2)) / (target.square().sum((1, 2)) + eps)
+
+
+def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per item ``(B,)`` (eq. 4.17)."""
+    return (target - pred).abs().mean((1, 2))
+
+
+def mfcc(x: torch.Tensor, sample_rate: float, k: int = MCD_K) -> np.ndarray:
+    """MFCCs ``(B, k, frames)`` of mono ``x`` ``(B, 1, T)``: ``librosa.feature.mfcc(n_mfcc=k)`` with its defaults.
+
+    Those are: power STFT with n_fft 2048, hop 512, Hann window, centred; 128 Slaney mel bands
+    (0 Hz to Nyquist); ``power_to_db`` (10 log10, amin 1e-10, ref 1, top_db 80); DCT-II, orthonormal;
+    c0 included.
+    """
+    import librosa
+
+    return librosa.feature.mfcc(y=x[:, 0].detach().cpu().double().numpy(), sr=sample_rate, n_mfcc=k)
+
+
+def mcd(pred: torch.Tensor, target: torch.Tensor, sample_rate: float, k: int = MCD_K) -> torch.Tensor:
+    """Mel cepstral distortion per item ``(B,)``, eqs. 4.20-4.21: ``alpha * mean_frames ||C_hat - C||_2``.
+
+    ``C`` are the first ``k`` (25) MFCCs of ``mfcc`` (c0 included), ``alpha = 10 sqrt(2) / ln 10``.
+    Because the MFCCs are on a dB scale the values are of the order of hundreds, as in Table 6.
+    """
+    d = mfcc(pred, sample_rate, k) - mfcc(target, sample_rate, k)
+    return torch.from_numpy(MCD_ALPHA * np.sqrt((d ** 2).sum(1)).mean(-1))
+
+
+def metrics(pred: torch.Tensor, target: torch.Tensor, sample_rate: float, mrstft: Optional[MRSTFTLoss] = None) -> dict:
+    """``{"MAE", "ESR", "MCD", "MR-STFT"}`` -> per-item values ``(B,)`` for mono ``pred``, ``target`` ``(B, 1, T)``.
+
+    MR-STFT is ``losses.MRSTFTLoss`` with the resolutions of Table 5, computed item by item.
+    """
+    mrstft = mrstft or MRSTFTLoss()
+    with torch.no_grad():
+        stft = torch.stack([mrstft(p[None], t[None]) for p, t in zip(pred, target)])
+        return {"MAE": mae(pred, target), "ESR": esr(pred, target), "MCD": mcd(pred, target, sample_rate),
+                "MR-STFT": stft}
+
+
+def _examples(stems, n: int, n_samples: int, seed: int, active, sample_rate) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return make_batch(stems, n, n_samples, g, sample_rate, active, augment=False)
+
+
+def predict(model: TCN, x: torch.Tensor, params_norm: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """The proxy's output for ``x`` ``(B, 1, T)``: ``(B, 1, T - rf + 1)`` (valid convolutions), in eval mode, chunked."""
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + chunk].to(device), params_norm[i:i + chunk].to(device)).cpu()
+                          for i in range(0, x.shape[0], chunk)])
+
+
+def evaluate(model: TCN, n_examples: int = 20, seconds: float = 2.0, seed: int = 1234, split: str = "test",
+             cases=CASES, sample_rate: float = SAMPLE_RATE, stems=None) -> dict:
+    """Table 6 on held-out stems: ``{case: {metric: (mean, std)}}`` for the four ``CASES``.
+
+    For each case, ``n_examples`` fixed patches (seeded by ``seed``, no augmentation) of the ``split``
+    stems, ``seconds`` of output plus the receptive field as context, fresh parameters with the other
+    processors bypassed; the target is the centre of ``channel_chain`` over the whole patch.
+    """
+    stems = training_stems(split) if stems is None else stems
+    rf = model.receptive_field
+    n_out = round(seconds * sample_rate)
+    out, mrstft = {}, MRSTFTLoss()
+    for i, (case, active) in enumerate(cases):
+        ex = _examples(stems, n_examples, n_out + rf - 1, seed + i, active, sample_rate)
+        pred = predict(model, ex["x"], ex["params"])
+        values = metrics(pred, center_crop(ex["y"], n_out), sample_rate, mrstft)
+        out[case] = {m: (float(v.mean()), float(v.std()) if v.numel() > 1 else 0.0) for m, v in values.items()}
+    return out
+
+
+def format_table(results: dict, reference: Optional[dict] = THESIS_TCN20) -> str:
+    """Markdown table in the layout of Table 6: one row per case, ``mean (std)`` per metric, thesis TCN-20 alongside."""
+    head = "| Case | " + " | ".join(METRICS)
+    rule = "|---|" + "---|" * len(METRICS)
+    if reference:
+        head += " | " + " | ".join(f"{m} (thesis TCN-20)" for m in METRICS)
+        rule += "---|" * len(METRICS)
+    lines = [head + " |", rule]
+    for case, cell in results.items():
+        row = [f"{cell[m][0]:.4g} ({cell[m][1]:.3g})" for m in METRICS]
+        if reference:
+            row += [f"{v:g}" for v in reference.get(case, ("",) * len(METRICS))]
+        lines.append(f"| {case} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def gradient_agreement(model: TCN, x: torch.Tensor, params_norm: torch.Tensor, target: torch.Tensor,
+                       sample_rate: float = SAMPLE_RATE) -> dict:
+    """Cosine similarity, per processor group, of ``d L / d params`` through the proxy and through the DSP.
+
+    ``L = mean |f(x, params) - target|`` on the proxy's output samples (``target`` ``(B, 1, T)`` aligned
+    with ``x``, e.g. ``channel_chain(x, other_params)``); the cosine is taken over the batch and the
+    group's parameters. Returns ``{"eq", "compressor", "reverb", "all"}`` -> float.
+    """
+    model.eval()
+    n_out = model.output_length(x.shape[-1])
+    tgt = center_crop(target, n_out)
+    grads = []
+    for fn in (lambda p: model(x, p), lambda p: center_crop(channel_chain(x, sample_rate, p), n_out)):
+        p = params_norm.detach().clone().requires_grad_(True)
+        (fn(p) - tgt).abs().mean().backward()
+        grads.append(p.grad.detach())
+
+    def cos(a, b):
+        return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+    out = {g: cos(grads[0][:, idx], grads[1][:, idx]) for g, idx in GROUPS.items()}
+    out["all"] = cos(grads[0], grads[1])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# training (sec. 4.5)
+# --------------------------------------------------------------------------------------------
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(config, out: Optional[str] = None, stems=None, val_stems=None, log=print):
+    """Train a proxy with ``config`` (dict or JSON path, see ``DEFAULT_CONFIG``); returns ``(model, history)``.
+
+    Adam (``lr``, 3e-4 in the thesis), L1 loss (eq. 4.17) on the valid output samples, gradient-norm
+    clipping, and ``ReduceLROnPlateau`` (halve after ``lr_patience`` validations without improvement)
+    stepped on a fixed validation batch (VAL stems) every ``val_every`` steps. Stops after ``steps`` or
+    ``max_seconds``. With ``out`` the checkpoint ``out/proxy.pt`` is (re)written at every validation and
+    at the end, and the history goes to ``out/history.json``.
+    """
+    cfg = load_config(config)
+    if cfg["threads"]:
+        torch.set_num_threads(int(cfg["threads"]))
+    device = _device(cfg["device"])
+    sr = cfg["sample_rate"]
+    stems = training_stems("train") if stems is None else stems
+    val_stems = training_stems("val") if val_stems is None else val_stems
+    model = build_model(cfg)
+    history = {"step": [], "loss": [], "lr": [], "seconds": [], "val_step": [], "val_loss": []}
+    done, spent = 0, 0.0
+    if cfg["init"]:
+        previous = load_checkpoint(cfg["init"])
+        model.load_state_dict(previous["model"].state_dict())
+        history = {k: list(previous["history"][k]) for k in history}
+        done, spent = previous["history"]["steps_done"], previous["history"]["wall_seconds"]
+    model = model.to(device)
+    torch.manual_seed(cfg["seed"] + done)
+    g = torch.Generator().manual_seed(cfg["seed"] + done)  # a continued run draws new batches
+    rf = model.receptive_field
+    n_out = round(cfg["patch_seconds"] * sr)
+    n_in = n_out + rf - 1
+    val = _examples(val_stems, cfg["val_examples"], n_in, cfg["seed"] + 1, PROCESSORS, sr)
+    val_y = center_crop(val["y"], n_out)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg["lr_factor"], patience=cfg["lr_patience"])
+    log(f"proxy: {cfg['preset']} channels={cfg['channels']} rf={rf} ({1000 * rf / sr:.1f} ms) "
+        f"params={model.n_params} device={device} in={n_in} out={n_out} samples")
+    start, running = time.time(), []
+    step = 0
+    for step in range(1, cfg["steps"] + 1):
+        model.train()
+        batch = make_batch(stems, cfg["batch_size"], n_in, g, sr, PROCESSORS, cfg["augment"], cfg["mixup_alpha"])
+        pred = model(batch["x"].to(device), batch["params"].to(device))
+        loss = (pred - center_crop(batch["y"].to(device), n_out)).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+        opt.step()
+        running.append(loss.item())
+        elapsed = time.time() - start
+        if step % cfg["log_every"] == 0:
+            history["step"].append(done + step)
+            history["loss"].append(sum(running) / len(running))
+            history["lr"].append(opt.param_groups[0]["lr"])
+            history["seconds"].append(spent + elapsed)
+            log(f"step {done + step:6d}  loss {history['loss'][-1]:.5f}  lr {history['lr'][-1]:.2e}  "
+                f"{elapsed / step:.2f} s/step")
+            running = []
+        last = step == cfg["steps"] or (cfg["max_seconds"] and elapsed > cfg["max_seconds"])
+        if step % cfg["val_every"] == 0 or last:
+            v = float((predict(model, val["x"], val["params"]) - val_y).abs().mean())
+            sched.step(v)
+            history["val_step"].append(done + step)
+            history["val_loss"].append(v)
+            log(f"step {done + step:6d}  val L1 {v:.5f}")
+            if out:
+                save_checkpoint(os.path.join(out, "proxy.pt"), model, cfg, history=history)
+        if last:
+            break
+    history["wall_seconds"] = spent + time.time() - start
+    history["steps_done"] = done + step
+    if out:
+        save_checkpoint(os.path.join(out, "proxy.pt"), model, cfg, history=history)
+        with open(os.path.join(out, "history.json"), "w") as f:
+            json.dump(history, f, indent=1)
+    model.eval()
+    return model, history
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m automix_lite.models.proxy", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a proxy from a JSON config")
+    t.add_argument("config")
+    t.add_argument("--out", required=True, help="folder for proxy.pt and history.json")
+    e = sub.add_parser("evaluate", help="Table 6 metrics of a checkpoint on the TEST stems")
+    e.add_argument("checkpoint", nargs="?", default=BUNDLED_CHECKPOINT)
+    e.add_argument("--examples", type=int, default=20)
+    e.add_argument("--seconds", type=float, default=2.0)
+    e.add_argument("--save", action="store_true", help="store the metrics in the checkpoint")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        train(args.config, out=args.out)
+        return
+    ck = load_checkpoint(args.checkpoint)
+    results = evaluate(ck["model"], args.examples, args.seconds)
+    print(format_table(results))
+    if args.save:
+        save_checkpoint(args.checkpoint, ck["model"], ck["config"],
+                        {"table6": results, "examples": args.examples, "seconds": args.seconds}, ck["history"])
+
+
+if __name__ == "__main__":
+    main()
