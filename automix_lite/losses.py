@@ -49,20 +49,31 @@ def _check_pair(pred: torch.Tensor, target: torch.Tensor, channels=None) -> None
 # ------------------------------------------------------------------------------------ time domain
 
 
-def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error ``mean |y_hat - y|`` over every sample (a scalar)."""
+def _reduce(per_item_channel: torch.Tensor, reduction: str) -> torch.Tensor:
+    """``(B, C)`` values -> their mean (``"mean"``) or the mean over channels per item, ``(B,)`` (``"none"``)."""
+    if reduction == "mean":
+        return per_item_channel.mean()
+    if reduction == "none":
+        return per_item_channel.mean(-1)
+    raise ValueError(f"reduction must be 'mean' or 'none' (one value per item); got {reduction!r}.")
+
+
+def l1(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Mean absolute error ``mean |y_hat - y|`` over every sample: a scalar, or per item ``(B,)`` with
+    ``reduction="none"``."""
     _check_pair(pred, target)
-    return (pred - target).abs().mean()
+    return _reduce((pred - target).abs().mean(-1), reduction)
 
 
-def esr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Error-to-signal ratio ``sum_t (y - y_hat)^2 / (sum_t y^2 + eps)`` per item and channel, averaged.
+def esr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8, reduction: str = "mean") -> torch.Tensor:
+    """Error-to-signal ratio ``sum_t (y - y_hat)^2 / (sum_t y^2 + eps)`` per item and channel, averaged
+    (``reduction="none"``: averaged over channels only, one value per item ``(B,)``).
 
     Scale-free: 0 is perfect, 1 means the error has the target's energy (e.g. ``pred = 0``), and
     ``pred = a * target`` gives ``(1 - a)^2``.
     """
     _check_pair(pred, target)
-    return ((target - pred).square().sum(-1) / (target.square().sum(-1) + eps)).mean()
+    return _reduce((target - pred).square().sum(-1) / (target.square().sum(-1) + eps), reduction)
 
 
 def si_sdr(pred: torch.Tensor, target: torch.Tensor, zero_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:

@@ -97,6 +97,12 @@ def test_l1_and_esr_closed_forms_and_auraloss():
     # Per item: an item with a quiet target counts as much as a loud one.
     y2 = torch.cat([y[:1], 0.01 * y[1:2]])
     assert float(L.esr(0.5 * y2, y2)) == pytest.approx(0.25, rel=1e-6)
+    # reduction="none": one value per item, the mean over its channels.
+    scale = torch.tensor([0.5, 0.0, 1.0]).view(3, 1, 1)
+    assert torch.allclose(L.esr(scale * y, y, reduction="none"), torch.tensor([0.25, 1.0, 0.0], dtype=y.dtype))
+    assert torch.allclose(L.l1(pred, y, reduction="none"), (pred - y).abs().mean((1, 2)))
+    with pytest.raises(ValueError, match="reduction"):
+        L.l1(pred, y, reduction="sum")
 
 
 def test_si_sdr_closed_forms_scale_invariance_and_auraloss():

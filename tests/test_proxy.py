@@ -102,8 +102,9 @@ def test_make_batch_deterministic_shapes_and_targets():
 
 def test_metrics_closed_forms():
     y = torch.stack(stems(2)).unsqueeze(1)[..., :8192]
-    assert torch.allclose(P.esr(torch.zeros_like(y), y), torch.ones(2))
-    assert torch.allclose(P.mae(y + 0.25, y), torch.full((2,), 0.25))
+    m = P.metrics(torch.zeros_like(y), y, SR)
+    assert torch.allclose(m["ESR"], torch.ones(2))
+    assert torch.allclose(P.metrics(y + 0.25, y, SR)["MAE"], torch.full((2,), 0.25))
     assert torch.allclose(P.mcd(y, y, SR), torch.zeros(2, dtype=torch.float64))
     assert (P.mcd(0.5 * y, y, SR) > 0).all()
     assert P.MCD_ALPHA == pytest.approx(6.14185, abs=1e-5)

@@ -96,7 +96,8 @@ def song(song_id: str, root=None) -> dict:
     raise KeyError(f"no song {song_id!r} in the bundled set; ids look like {ids[0]!r} (see automix_lite.data.songs()).")
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (the manifest's checksums)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -112,7 +113,7 @@ def verify(root=None) -> list:
         path = os.path.join(root, rel)
         if not os.path.isfile(path):
             problems.append(f"{rel}: missing")
-        elif _sha256(path) != digest:
+        elif file_sha256(path) != digest:
             problems.append(f"{rel}: checksum differs from the manifest (modified or corrupt)")
     return problems
 

@@ -36,6 +36,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import soundfile as sf
 
+from .bundled import file_sha256
 from .compose import CYMBALS, DRUM_GROOVES, DRUM_MICS, STYLES, compose_drums, compose_song, midi_bytes
 
 REPO_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data")
@@ -204,14 +205,6 @@ def fix_ogg_serial(path: str, serial: int = 0x616D6C74) -> None:
         f.write(bytes(data))
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=REPO_DATA)
@@ -303,7 +296,7 @@ def main(argv=None) -> None:
         "renderer": f"{version}; {os.path.basename(soundfont)} (Fluid R3 GM, MIT licence)",
         "engineers": list(ENGINEERS),
         "songs": songs,
-        "checksums": {f: sha256(os.path.join(out, f)) for f in files},
+        "checksums": {f: file_sha256(os.path.join(out, f)) for f in files},
     }
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)

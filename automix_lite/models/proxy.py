@@ -44,7 +44,7 @@ import torch
 
 from .._checks import check_audio, check_sample_rate
 from ..dsp import compressor, parametric_eq, reverb
-from ..losses import MRSTFTLoss
+from ..losses import MRSTFTLoss, esr, l1
 from .tcn import TCN, center_crop
 
 PROCESSORS = ("eq", "compressor", "reverb")
@@ -410,16 +410,6 @@ def make_batch(stems, batch_size: int, n_samples: int, generator: torch.Generato
 # --------------------------------------------------------------------------------------------
 
 
-def esr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Error-to-signal ratio per item ``(B,)``: ``sum (y - y_hat)^2 / sum y^2`` (eq. 4.19 without its 1/(n-1))."""
-    return (target - pred).square().sum((1, 2)) / (target.square().sum((1, 2)) + eps)
-
-
-def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error per item ``(B,)`` (eq. 4.17)."""
-    return (target - pred).abs().mean((1, 2))
-
-
 def mfcc(x: torch.Tensor, sample_rate: float, k: int = MCD_K) -> np.ndarray:
     """MFCCs ``(B, k, frames)`` of mono ``x`` ``(B, 1, T)``: ``librosa.feature.mfcc(n_mfcc=k)`` with its defaults.
 
@@ -445,12 +435,14 @@ def mcd(pred: torch.Tensor, target: torch.Tensor, sample_rate: float, k: int = M
 def metrics(pred: torch.Tensor, target: torch.Tensor, sample_rate: float, mrstft: Optional[MRSTFTLoss] = None) -> dict:
     """``{"MAE", "ESR", "MCD", "MR-STFT"}`` -> per-item values ``(B,)`` for mono ``pred``, ``target`` ``(B, 1, T)``.
 
+    MAE (eq. 4.17) and ESR (eq. 4.19 without its 1/(n-1)) are ``losses.l1`` and ``losses.esr`` per item;
     MR-STFT is ``losses.MRSTFTLoss`` with the resolutions of Table 5, computed item by item.
     """
     mrstft = mrstft or MRSTFTLoss()
     with torch.no_grad():
         stft = torch.stack([mrstft(p[None], t[None]) for p, t in zip(pred, target)])
-        return {"MAE": mae(pred, target), "ESR": esr(pred, target), "MCD": mcd(pred, target, sample_rate),
+        return {"MAE": l1(pred, target, reduction="none"), "ESR": esr(pred, target, reduction="none"),
+                "MCD": mcd(pred, target, sample_rate),
                 "MR-STFT": stft}
 
 
