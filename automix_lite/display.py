@@ -80,16 +80,24 @@ def play(audio, sample_rate: int, max_seconds: float = MAX_SECONDS, display_rate
     display(HTML(player_html(audio, sample_rate, max_seconds, display_rate)))
 
 
-def play_table(clips: Mapping[str, object], sample_rate: int, max_seconds: float = MAX_SECONDS,
-               display_rate: int | None = DISPLAY_RATE, notes: Mapping[str, str] | None = None):
-    """Display a table of labelled players (A/B comparisons); ``notes`` adds a text column."""
-    from IPython.display import HTML, display
-
+def table_html(clips: Mapping[str, object], sample_rate: int, max_seconds: float = MAX_SECONDS,
+               display_rate: int | None = DISPLAY_RATE, notes: Mapping[str, str] | None = None) -> str:
+    """HTML of a table of labelled players; ``notes`` adds a text column. Inside an ipywidgets callback,
+    put it into a ``widgets.HTML`` value rather than displaying it: large outputs printed by an
+    ``interactive`` callback can stall notebook runners (nbclient) until their timeout."""
     rows = []
     for label, audio in clips.items():
         note = f"<td>{html.escape(notes[label])}</td>" if notes and label in notes else ("<td></td>" if notes else "")
         rows.append(f"<tr><td><b>{html.escape(label)}</b></td><td>{player_html(audio, sample_rate, max_seconds, display_rate)}</td>{note}</tr>")
-    display(HTML("<table class='automix-players'>" + "".join(rows) + "</table>"))
+    return "<table class='automix-players'>" + "".join(rows) + "</table>"
+
+
+def play_table(clips: Mapping[str, object], sample_rate: int, max_seconds: float = MAX_SECONDS,
+               display_rate: int | None = DISPLAY_RATE, notes: Mapping[str, str] | None = None):
+    """Display a table of labelled players (A/B comparisons, ``table_html``); ``notes`` adds a text column."""
+    from IPython.display import HTML, display
+
+    display(HTML(table_html(clips, sample_rate, max_seconds, display_rate, notes)))
 
 
 def peak_db(audio) -> float:

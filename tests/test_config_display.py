@@ -110,6 +110,9 @@ def test_play_table_labels_and_notes(monkeypatch):
     (page,) = shown
     assert page.count("<audio") == 2
     assert "a &lt;b&gt;" in page and "quiet &amp; flat" in page
+    # the same table as a string, for widgets.HTML inside interactive callbacks
+    assert display.table_html({"a <b>": np.zeros(100), "b": 0.1 * np.ones(100)}, 8000,
+                              notes={"b": "quiet & flat"}) == page
 
 
 def test_levels():
