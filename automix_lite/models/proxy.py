@@ -231,10 +231,13 @@ DEFAULT_CONFIG = {
     "steps": 1000, "batch_size": 8, "patch_seconds": 0.5, "sample_rate": SAMPLE_RATE,
     "lr": 3e-4, "lr_factor": 0.5, "lr_patience": 3, "grad_clip": 1.0, "mixup_alpha": 0.0,
     "augment": True, "log_every": 25, "val_every": 100, "val_examples": 8, "max_seconds": None,
-    "seed": 0, "device": "auto", "threads": None, "init": None,
+    "seed": 0, "device": "auto", "threads": None, "init": None, "direct": False,
+    "stft_weight": 0.0,
 }
 """Training defaults; a JSON config overrides any of them (``load_config``). ``init``: a checkpoint to
-continue from (its weights and history; the optimiser starts afresh)."""
+continue from (its weights and history; the optimiser starts afresh). ``direct``: add the input to the
+TCN's output and start at the identity (``TCN(direct=True)``; the thesis' network has no such path).
+``stft_weight``: add that multiple of ``losses.MRSTFTLoss`` (Table 5 resolutions) to the L1 loss."""
 
 
 def load_config(path_or_dict) -> dict:
@@ -253,7 +256,7 @@ def load_config(path_or_dict) -> dict:
 def build_model(config: dict) -> TCN:
     """The TCN of ``config`` (preset with optional ``channels`` / ``n_blocks`` / ``kernel_size``), ``cond_dim = P``."""
     overrides = {k: config[k] for k in ("channels", "n_blocks", "kernel_size") if config.get(k) is not None}
-    return TCN.preset(config["preset"], cond_dim=N_PARAMS, **overrides)
+    return TCN.preset(config["preset"], cond_dim=N_PARAMS, direct=bool(config.get("direct", False)), **overrides)
 
 
 def _sha256(data: bytes) -> str:
@@ -461,12 +464,14 @@ def predict(model: TCN, x: torch.Tensor, params_norm: torch.Tensor, chunk: int =
 
 
 def evaluate(model: TCN, n_examples: int = 20, seconds: float = 2.0, seed: int = 1234, split: str = "test",
-             cases=CASES, sample_rate: float = SAMPLE_RATE, stems=None) -> dict:
+             cases=CASES, sample_rate: float = SAMPLE_RATE, stems=None, dry: bool = False) -> dict:
     """Table 6 on held-out stems: ``{case: {metric: (mean, std)}}`` for the four ``CASES``.
 
     For each case, ``n_examples`` fixed patches (seeded by ``seed``, no augmentation) of the ``split``
     stems, ``seconds`` of output plus the receptive field as context, fresh parameters with the other
     processors bypassed; the target is the centre of ``channel_chain`` over the whole patch.
+    ``dry=True`` scores the unprocessed input on the same patches instead of the model (the floor a
+    useful proxy must beat).
     """
     stems = training_stems(split) if stems is None else stems
     rf = model.receptive_field
@@ -474,7 +479,7 @@ def evaluate(model: TCN, n_examples: int = 20, seconds: float = 2.0, seed: int =
     out, mrstft = {}, MRSTFTLoss()
     for i, (case, active) in enumerate(cases):
         ex = _examples(stems, n_examples, n_out + rf - 1, seed + i, active, sample_rate)
-        pred = predict(model, ex["x"], ex["params"])
+        pred = center_crop(ex["x"], n_out) if dry else predict(model, ex["x"], ex["params"])
         values = metrics(pred, center_crop(ex["y"], n_out), sample_rate, mrstft)
         out[case] = {m: (float(v.mean()), float(v.std()) if v.numel() > 1 else 0.0) for m, v in values.items()}
     return out
@@ -535,7 +540,7 @@ def _device(name: str) -> torch.device:
 def train(config, out: Optional[str] = None, stems=None, val_stems=None, log=print):
     """Train a proxy with ``config`` (dict or JSON path, see ``DEFAULT_CONFIG``); returns ``(model, history)``.
 
-    Adam (``lr``, 3e-4 in the thesis), L1 loss (eq. 4.17) on the valid output samples, gradient-norm
+    Adam (``lr``, 3e-4 in the thesis), L1 loss (eq. 4.17; plus ``stft_weight`` x MR-STFT) on the valid output samples, gradient-norm
     clipping, and ``ReduceLROnPlateau`` (halve after ``lr_patience`` validations without improvement)
     stepped on a fixed validation batch (VAL stems) every ``val_every`` steps. Stops after ``steps`` or
     ``max_seconds``. With ``out`` the checkpoint ``out/proxy.pt`` is (re)written at every validation and
@@ -564,6 +569,7 @@ def train(config, out: Optional[str] = None, stems=None, val_stems=None, log=pri
     n_in = n_out + rf - 1
     val = _examples(val_stems, cfg["val_examples"], n_in, cfg["seed"] + 1, PROCESSORS, sr)
     val_y = center_crop(val["y"], n_out)
+    mrstft = MRSTFTLoss().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg["lr_factor"], patience=cfg["lr_patience"])
     log(f"proxy: {cfg['preset']} channels={cfg['channels']} rf={rf} ({1000 * rf / sr:.1f} ms) "
@@ -574,7 +580,10 @@ def train(config, out: Optional[str] = None, stems=None, val_stems=None, log=pri
         model.train()
         batch = make_batch(stems, cfg["batch_size"], n_in, g, sr, PROCESSORS, cfg["augment"], cfg["mixup_alpha"])
         pred = model(batch["x"].to(device), batch["params"].to(device))
-        loss = (pred - center_crop(batch["y"].to(device), n_out)).abs().mean()
+        target = center_crop(batch["y"].to(device), n_out)
+        loss = (pred - target).abs().mean()
+        if cfg["stft_weight"]:
+            loss = loss + cfg["stft_weight"] * mrstft(pred, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
@@ -620,17 +629,21 @@ def main(argv=None) -> None:
     e.add_argument("checkpoint", nargs="?", default=BUNDLED_CHECKPOINT)
     e.add_argument("--examples", type=int, default=20)
     e.add_argument("--seconds", type=float, default=2.0)
-    e.add_argument("--save", action="store_true", help="store the metrics in the checkpoint")
+    e.add_argument("--save", action="store_true", help="store the metrics (and the dry reference) in the checkpoint")
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args.config, out=args.out)
         return
     ck = load_checkpoint(args.checkpoint)
     results = evaluate(ck["model"], args.examples, args.seconds)
+    dry = evaluate(ck["model"], args.examples, args.seconds, dry=True)
     print(format_table(results))
+    print("\nThe same examples with the dry input passed through unchanged:\n")
+    print(format_table(dry, reference=None))
     if args.save:
         save_checkpoint(args.checkpoint, ck["model"], ck["config"],
-                        {"table6": results, "examples": args.examples, "seconds": args.seconds}, ck["history"])
+                        {"table6": results, "dry": dry, "examples": args.examples, "seconds": args.seconds},
+                        ck["history"])
 
 
 if __name__ == "__main__":

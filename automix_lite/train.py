@@ -1,0 +1,369 @@
+"""Training the mixing models (taught in ``notebooks/13_training.ipynb``).
+
+One readable loop for the DMC and Mix-Wave-U-Net, driven by a JSON config (``DEFAULT_CONFIG`` lists every
+key; ``configs/*.json`` are the recorded ones). Run one with ``automix train CONFIG --out DIR``.
+
+- Data: :class:`automix_lite.data.BundledDataset` segments of the TRAIN split (``task`` songs or drums),
+  the engineer's stored mix as the target, gain augmentation (``gain_augment_db``: each stem is scaled by
+  a random gain and the target stays the same, so the model must listen to levels). Item ``i`` of step
+  ``s`` is always the same (seeded), so a resumed run sees the data a straight run would have seen.
+- Loss: ``losses.StereoLoss`` (sum/difference MR-STFT, thesis eq. 5.3) of the mix against the target;
+  ``param_weight`` > 0 adds an L1 loss on the normalised gain and pan against the engineer's (DMC only).
+- Optimiser: Adam or AdamW; schedule: linear warm-up then cosine decay to ``lr * final_lr_fraction``,
+  stepped every step (``"constant"`` turns it off); gradient-norm clipping; mixed precision (bfloat16
+  autocast for the networks, the console in float32) on CUDA when ``amp`` is true.
+- Validation every ``val_every`` steps on fixed VAL segments; the best and the last model are saved
+  (``best.pt``, ``last.pt``) with the config, the history, the package version and git commit, and a
+  sha256 of the payload that :func:`load_checkpoint` verifies. ``resume=True`` continues ``last.pt``
+  (weights, optimiser, schedule, history). ``history.json`` and ``loss_curve.png`` are written too.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+import os
+import subprocess
+import time
+from typing import Optional
+
+import torch
+
+from . import __version__
+from .losses import StereoLoss
+
+__all__ = ["DEFAULT_CONFIG", "load_config", "build_model", "train", "save_checkpoint", "load_checkpoint",
+           "plot_history", "code_version"]
+
+CHECKPOINT_FORMAT = "automix-lite-model/1"
+
+DEFAULT_CONFIG = {
+    "model": "dmc",  # "dmc" or "wave_u_net"
+    "model_args": {},  # keyword arguments of DMC(...) or MixWaveUNet(...)
+    "task": "songs",  # "songs" or "drums"
+    "engineer": "natural",
+    "segment_seconds": 4.0,
+    "max_tracks": 8,
+    "gain_augment_db": 6.0,
+    "batch_size": 4,
+    "steps": 1000,
+    "optimizer": "adamw",  # "adam" or "adamw"
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "schedule": "cosine",  # "cosine" (after warm-up) or "constant"
+    "warmup_steps": 50,
+    "final_lr_fraction": 0.05,
+    "grad_clip": 1.0,
+    "param_weight": 0.0,
+    "val_every": 100,
+    "val_items": 8,
+    "log_every": 10,
+    "amp": True,  # bfloat16 autocast on CUDA only
+    "seed": 0,
+    "device": "auto",
+    "threads": None,
+}
+
+
+def load_config(path_or_dict) -> dict:
+    """``DEFAULT_CONFIG`` updated with a JSON file or dict; unknown keys raise a ``ValueError`` naming them."""
+    if isinstance(path_or_dict, dict):
+        given = dict(path_or_dict)
+    else:
+        if not os.path.isfile(path_or_dict):
+            raise FileNotFoundError(f"no config file at {path_or_dict}; see configs/ for examples.")
+        with open(path_or_dict) as f:
+            try:
+                given = json.load(f)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path_or_dict} is not valid JSON: {err}") from None
+    unknown = sorted(set(given) - set(DEFAULT_CONFIG) - {"comment"})
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown}; the keys are {sorted(DEFAULT_CONFIG)}.")
+    cfg = {**copy.deepcopy(DEFAULT_CONFIG), **given}
+    if cfg["model"] not in ("dmc", "wave_u_net"):
+        raise ValueError(f"model must be 'dmc' or 'wave_u_net'; got {cfg['model']!r}.")
+    if cfg["task"] not in ("songs", "drums"):
+        raise ValueError(f"task must be 'songs' or 'drums'; got {cfg['task']!r}.")
+    if cfg["optimizer"] not in ("adam", "adamw") or cfg["schedule"] not in ("cosine", "constant"):
+        raise ValueError("optimizer must be 'adam' or 'adamw' and schedule 'cosine' or 'constant'.")
+    return cfg
+
+
+def build_model(cfg: dict) -> torch.nn.Module:
+    """The network a config describes (``DMC`` with ``max_tracks``, or ``MixWaveUNet`` with ``n_tracks``)."""
+    from .models.dmc import DMC
+    from .models.wave_u_net import MixWaveUNet
+
+    args = dict(cfg["model_args"])
+    if cfg["model"] == "dmc":
+        return DMC(max_tracks=cfg["max_tracks"], **args)
+    return MixWaveUNet(n_tracks=cfg["max_tracks"], **args)
+
+
+def code_version() -> str:
+    """Package version and, inside a git checkout, the commit (``0.1.0+git.abc1234``, ``-dirty`` if modified)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", ""
+    return f"{__version__}+git.{commit}{'-dirty' if dirty else ''}" if commit else __version__
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_checkpoint(path: str, model: torch.nn.Module, cfg: dict, history: Optional[dict] = None,
+                    metrics: Optional[dict] = None, extra: Optional[dict] = None) -> str:
+    """Write weights (float32, frozen proxy weights left out), config, history and metrics; returns the sha256.
+
+    Layout ``{"format", "sha256", "payload"}``; ``payload`` is the serialised dict whose checksum
+    :func:`load_checkpoint` verifies. ``extra`` (e.g. optimiser state for resuming) is stored alongside.
+    """
+    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
+             for k, v in model.state_dict().items() if not k.startswith("console.proxy.")}
+    buf = io.BytesIO()
+    torch.save({"state_dict": state, "config": cfg, "history": history or {}, "metrics": metrics or {},
+                "code_version": code_version(), "extra": extra or {}}, buf)
+    payload = buf.getvalue()
+    digest = _sha256(payload)
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    torch.save({"format": CHECKPOINT_FORMAT, "sha256": digest, "payload": payload}, tmp)
+    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+    return digest
+
+
+def load_checkpoint(path: str, device: str = "cpu") -> dict:
+    """Read a checkpoint of :func:`save_checkpoint`, verifying its checksum.
+
+    Returns ``{"model" (in eval mode), "config", "history", "metrics", "code_version", "extra", "sha256"}``.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}.")
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise ValueError(f"{path} is not a readable automix-lite checkpoint ({err}).") from None
+    if not isinstance(outer, dict) or outer.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an automix-lite model checkpoint (format {CHECKPOINT_FORMAT!r} expected).")
+    if _sha256(outer["payload"]) != outer["sha256"]:
+        raise ValueError(f"checksum mismatch in {path}: the file is corrupt or was modified; retrain or restore it.")
+    data = torch.load(io.BytesIO(outer["payload"]), map_location="cpu", weights_only=True)
+    cfg = load_config(data["config"])
+    model = build_model(cfg)
+    missing, unexpected = model.load_state_dict(data["state_dict"], strict=False)
+    missing = [k for k in missing if not k.startswith("console.proxy.")]
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit the model its config describes (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}).")
+    model.to(device).eval()
+    return {"model": model, "config": cfg, "history": data["history"], "metrics": data["metrics"],
+            "code_version": data["code_version"], "extra": data["extra"], "sha256": outer["sha256"]}
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _lr_factor(cfg: dict, step: int) -> float:
+    """Multiplier of ``lr`` at ``step`` (1-based): linear warm-up, then cosine to ``final_lr_fraction``."""
+    if cfg["warmup_steps"] and step <= cfg["warmup_steps"]:
+        return step / cfg["warmup_steps"]
+    if cfg["schedule"] == "constant":
+        return 1.0
+    span = max(cfg["steps"] - cfg["warmup_steps"], 1)
+    progress = min((step - cfg["warmup_steps"]) / span, 1.0)
+    low = cfg["final_lr_fraction"]
+    return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _batch(ds, indices) -> dict:
+    items = [ds[i] for i in indices]
+    return {k: torch.stack([it[k] for it in items]) for k in ("tracks", "mask", "mix", "params")}
+
+
+def _datasets(cfg: dict):
+    from .data import BundledDataset
+
+    common = dict(task=cfg["task"], engineer=cfg["engineer"], segment_seconds=cfg["segment_seconds"],
+                  max_tracks=cfg["max_tracks"])
+    train_ds = BundledDataset(split="train", seed=cfg["seed"], length=10 ** 9,
+                              gain_augment_db=cfg["gain_augment_db"], **common)
+    val_ds = BundledDataset(split="val", seed=cfg["seed"] + 1, length=cfg["val_items"], **common)
+    return train_ds, val_ds
+
+
+def _basic_columns() -> tuple:
+    from .dsp.console import param_names
+
+    names = param_names()[0]
+    return names.index("gain_db"), names.index("pan")
+
+
+def _forward(model, cfg, batch, device, loss_fn, amp: bool):
+    tracks, mask, target = batch["tracks"].to(device), batch["mask"].to(device), batch["mix"].to(device)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        if cfg["model"] == "dmc":
+            params = model.estimate(tracks, mask)
+        else:
+            y = model(tracks, mask)
+    if cfg["model"] == "dmc":
+        params = {k: v.float() for k, v in params.items()}
+        y = model.render(tracks, params, mask)
+    loss = loss_fn(y.float(), target)
+    if cfg["model"] == "dmc" and cfg["param_weight"]:
+        gi, pi = _basic_columns()
+        ref = batch["params"].to(device)[..., [gi, pi]]
+        pred = params["_track"][..., [model.track_names.index("gain_db"), model.track_names.index("pan")]]
+        w = mask.unsqueeze(-1).to(pred.dtype)
+        loss = loss + cfg["param_weight"] * ((pred - ref).abs() * w).sum() / (2 * w.sum())
+    return loss
+
+
+def plot_history(history: dict, ax=None):
+    """Training loss (mean per logging interval) and validation loss against steps; returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(history["step"], history["loss"], label="training (mean over the log interval)", alpha=0.8)
+    ax.plot(history["val_step"], history["val_loss"], "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("stereo MR-STFT loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+
+def train(config, out: Optional[str] = None, resume: bool = False, progress: bool = True, log=print):
+    """Train the model of ``config`` (dict or JSON path); returns ``(model, history)``.
+
+    ``out``: folder for ``last.pt``, ``best.pt``, ``history.json`` and ``loss_curve.png``; with
+    ``resume=True`` training continues from ``out/last.pt``. ``history`` has ``step``, ``loss``, ``lr``,
+    ``val_step``, ``val_loss``, ``steps_per_second``, ``wall_seconds``, ``device`` and ``best_val``.
+    """
+    cfg = load_config(config)
+    if cfg["threads"]:
+        torch.set_num_threads(int(cfg["threads"]))
+    device = _device(cfg["device"])
+    amp = bool(cfg["amp"]) and device.type == "cuda"
+    torch.manual_seed(cfg["seed"])
+    model = build_model(cfg).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt_cls = torch.optim.AdamW if cfg["optimizer"] == "adamw" else torch.optim.Adam
+    opt = opt_cls(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"] if cfg["optimizer"] == "adamw" else 0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(cfg, s + 1))
+    history = {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": [], "seconds": []}
+    start_step, spent, best = 0, 0.0, math.inf
+    if resume:
+        if not out or not os.path.isfile(os.path.join(out, "last.pt")):
+            raise FileNotFoundError(f"resume=True but there is no {os.path.join(out or '.', 'last.pt')} to continue.")
+        ck = load_checkpoint(os.path.join(out, "last.pt"), device=str(device))
+        if ck["config"] != cfg:
+            raise ValueError("the checkpoint in out/ was trained with another config; use a new --out folder.")
+        model.load_state_dict(ck["model"].state_dict(), strict=False)
+        opt.load_state_dict(ck["extra"]["optimizer"])
+        sched.load_state_dict(ck["extra"]["scheduler"])
+        history = {k: list(v) for k, v in ck["history"].items() if k in history}
+        start_step, spent = ck["extra"]["step"], ck["history"]["wall_seconds"]
+        best = ck["history"]["best_val"]
+    train_ds, val_ds = _datasets(cfg)
+    val_batches = [_batch(val_ds, range(i, min(i + cfg["batch_size"], len(val_ds))))
+                   for i in range(0, len(val_ds), cfg["batch_size"])]
+    loss_fn = StereoLoss().to(device)
+    log(f"{cfg['model']} {cfg['model_args']} on {cfg['task']}: {getattr(model, 'n_params', 0):,} trainable parameters, "
+        f"device {device}{' (bfloat16 autocast)' if amp else ''}, steps {start_step + 1}-{cfg['steps']}")
+    bar = _progress(cfg["steps"], start_step, progress)
+    t0, running, step = time.time(), [], start_step
+
+    def summary(final: bool) -> dict:
+        h = dict(history)
+        h.update(wall_seconds=spent + time.time() - t0, steps_done=step, device=str(device),
+                 device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                 threads=torch.get_num_threads(), best_val=best,
+                 steps_per_second=(step - start_step) / max(time.time() - t0, 1e-9))
+        return h
+
+    def save(name: str, h: dict):
+        extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step} if name == "last.pt" else {}
+        save_checkpoint(os.path.join(out, name), model, cfg, h, extra=extra)
+
+    for step in range(start_step + 1, cfg["steps"] + 1):
+        model.train()
+        idx = range((step - 1) * cfg["batch_size"], step * cfg["batch_size"])
+        loss = _forward(model, cfg, _batch(train_ds, idx), device, loss_fn, amp)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
+        opt.step()
+        sched.step()
+        running.append(loss.item())
+        if not math.isfinite(running[-1]):
+            raise FloatingPointError(f"the loss became {running[-1]} at step {step}; lower lr or check the data.")
+        if step % cfg["log_every"] == 0 or step == cfg["steps"]:
+            history["step"].append(step)
+            history["loss"].append(sum(running) / len(running))
+            history["lr"].append(opt.param_groups[0]["lr"])
+            history["seconds"].append(spent + time.time() - t0)
+            running = []
+            if bar is None:
+                log(f"step {step:6d}  loss {history['loss'][-1]:.4f}  lr {history['lr'][-1]:.2e}")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
+        if step % cfg["val_every"] == 0 or step == cfg["steps"]:
+            model.eval()
+            with torch.no_grad():
+                v = sum(float(_forward(model, cfg, b, device, loss_fn, amp)) * len(b["mix"]) for b in val_batches)
+            v /= len(val_ds)
+            history["val_step"].append(step)
+            history["val_loss"].append(v)
+            if bar is None:
+                log(f"step {step:6d}  validation {v:.4f}")
+            if out:
+                if v < best:
+                    best = v
+                    save("best.pt", summary(False))
+                save("last.pt", summary(False))
+            best = min(best, v)
+    if bar is not None:
+        bar.close()
+    history = summary(True)
+    log(f"done: {step} steps in {history['wall_seconds']:.0f} s ({history['steps_per_second']:.2f} steps/s on "
+        f"{history['device_name']}), best validation loss {best:.4f}")
+    if out:
+        save("last.pt", history)
+        with open(os.path.join(out, "history.json"), "w") as f:
+            json.dump(history, f, indent=1)
+        try:
+            from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
+
+            fig = Figure(figsize=(7, 3.2))
+            plot_history(history, fig.subplots())
+            fig.tight_layout()
+            fig.savefig(os.path.join(out, "loss_curve.png"), dpi=100)
+        except ImportError:
+            pass
+    model.eval()
+    return model, history
