@@ -1,15 +1,28 @@
 """The ``automix`` command.
 
-``automix info`` reports the package, run mode, device and library versions, and lists the effects
-of :mod:`automix_lite.dsp` with their parameter ranges. Mixing, training and evaluation commands
-arrive with the chapters that teach them (Parts 2-4).
+- ``automix info``: the package, run mode, device and library versions, and the effects of
+  :mod:`automix_lite.dsp` with their parameter ranges.
+- ``automix mix STEMS_DIR --model NAME_OR_PATH --out MIX.wav [--params-out PARAMS.json] [--overwrite] [--pad]``:
+  mix a folder of mono stems with a bundled model (``automix models``) or a ``.pt`` from ``automix train``,
+  print the predicted parameters, write a 24-bit stereo WAV (chapter 3.4, ``notebooks/14_inference.ipynb``).
+- ``automix render STEMS_DIR --params PARAMS.json --out MIX.wav [--overwrite] [--pad]``: render the stems with
+  (edited) parameters.
+- ``automix train CONFIG --out DIR [--resume]``: train a model (:func:`automix_lite.train.train`).
+- ``automix models``: the bundled checkpoints.
+
+Nothing is ever overwritten without ``--overwrite``, and the output may not be one of the input stems nor
+lie in the stems folder. Bad inputs end with one line ``automix: error: ...`` and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import platform
 import sys
+import warnings
 
 
 def _info(args) -> int:
@@ -43,12 +56,180 @@ def _info(args) -> int:
     return 0
 
 
+def _same(a: str, b: str) -> bool:
+    a, b = os.path.realpath(a), os.path.realpath(b)
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_outputs(stems_dir: str, outputs: list, overwrite: bool) -> list:
+    """Refuse outputs that are input stems, lie in the stems folder, coincide, or exist (without --overwrite).
+
+    Returns the input stems' paths."""
+    from .inference import stem_files
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read_stems gives the notices once, later
+        inputs = stem_files(stems_dir)
+    folder = os.path.realpath(stems_dir)
+    for flag, path in outputs:
+        for stem in inputs:
+            if _same(path, stem):
+                raise ValueError(f"{flag} {path} is one of the input stems; refusing to write over the inputs.")
+        if os.path.realpath(os.path.dirname(os.path.abspath(path))) == folder:
+            raise ValueError(f"{flag} {path} lies in the stems folder {stems_dir}; the next run would read it as a "
+                             "stem. Write it somewhere else.")
+        if os.path.isdir(path):
+            raise ValueError(f"{flag} {path} is a folder; give a file name.")
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} already exists; pass --overwrite to replace it, or choose another name.")
+    if len(outputs) == 2 and _same(outputs[0][1], outputs[1][1]):
+        raise ValueError(f"{outputs[0][0]} and {outputs[1][0]} name the same file.")
+    return inputs
+
+
+def _write_json(path: str, data: dict, overwrite: bool) -> None:
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it.")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    lines = []
+    for key, value in data.items():  # one line per track: easy to read and edit
+        if key == "tracks":
+            rows = ",\n".join(f"  {json.dumps(row)}" for row in value)
+            lines.append(f' "tracks": [\n{rows}\n ]')
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value)}")
+    with open(path, "w") as f:
+        f.write("{\n" + ",\n".join(lines) + "\n}\n")
+
+
+def _mix(args) -> int:
+    from . import audio, inference, pretrained
+
+    outputs = [("--out", args.out)] + ([("--params-out", args.params_out)] if args.params_out else [])
+    _check_outputs(args.stems, outputs, args.overwrite)
+    model = pretrained.load(args.model)
+    is_dmc = hasattr(model, "estimate")
+    if args.params_out and not is_dmc:
+        raise ValueError(f"{args.model} writes the mix directly (Mix-Wave-U-Net) and has no parameters for "
+                         "--params-out; use a DMC model.")
+    sr = int(getattr(model, "sample_rate", 44100))
+    tracks, names = inference.read_stems(args.stems, sample_rate=sr, max_tracks=getattr(model, "max_tracks", None),
+                                         pad=args.pad)
+    print(f"mixing {len(names)} stems ({tracks.shape[-1] / sr:.1f} s at {sr} Hz) with {args.model}")
+    mix, params = inference.mix_stems(model, tracks, block_seconds=args.block_seconds, sample_rate=sr, log=print)
+    if is_dmc:
+        print(inference.params_table(params, names))
+    else:
+        print("this model writes the mix directly: it has no parameters to show or edit.")
+    audio.save(args.out, mix, sr, overwrite=args.overwrite)
+    print(f"wrote {args.out} (stereo, 24-bit WAV-PCM)" if args.out.lower().endswith(".wav") else f"wrote {args.out}")
+    if args.params_out:
+        _write_json(args.params_out, inference.params_to_json(params, names, sr, model=args.model), args.overwrite)
+        print(f"wrote {args.params_out}: edit it and run `automix render {args.stems} --params {args.params_out} "
+              "--out NEW.wav`")
+    return 0
+
+
+def _render(args) -> int:
+    from . import audio, inference
+
+    for stem in _check_outputs(args.stems, [("--out", args.out)], args.overwrite):
+        if _same(args.params, stem):
+            raise ValueError(f"--params {args.params} is one of the stems.")
+    params, names = inference.params_from_json(args.params)
+    with open(args.params) as f:
+        sr = int(json.load(f).get("sample_rate", 44100))
+    tracks, found = inference.read_stems(args.stems, sample_rate=sr, pad=args.pad)
+    if found != names:
+        raise ValueError(f"{args.params} describes the tracks {names} but {args.stems} holds {found}; "
+                         "the names (and their order) must match.")
+    mix, gain_db = inference.limit_peak(inference.render_params(tracks, params, sr))
+    print(inference.params_table(params, names))
+    if gain_db:
+        print(f"the mix peaked above {inference.CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does "
+              "not clip.")
+    audio.save(args.out, mix, sr, overwrite=args.overwrite)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _train(args) -> int:
+    from . import train
+
+    train.train(args.config, out=args.out, resume=args.resume, progress=not args.no_progress)
+    best = os.path.join(args.out, "best.pt")
+    print(f"checkpoints in {args.out}: best.pt, last.pt (mix with `automix mix STEMS --model {best} --out MIX.wav`)")
+    return 0
+
+
+def _models(args) -> int:
+    from . import pretrained
+
+    names = pretrained.available()
+    if not names:
+        print(f"no bundled checkpoints are installed in {pretrained.CHECKPOINT_DIR}.")
+    for name in names:
+        e = pretrained.REGISTRY[name]
+        print(f"{name:<18} {e['task']:<6} {e['description']}")
+    missing = [n for n in pretrained.REGISTRY if n not in names]
+    if missing:
+        print(f"not installed: {', '.join(missing)}. Any checkpoint from `automix train` works too: --model PATH.pt")
+    return 0
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Show warnings as ``automix: warning: ...`` lines on stderr (no source lines)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *rest, **kw: print(f"automix: warning: {message}", file=sys.stderr)
+        yield
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="automix", description="automix-lite: differentiable mixing tools.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, run mode, device and effect parameter ranges").set_defaults(func=_info)
+
+    p = sub.add_parser("mix", help="mix a folder of mono stems with a trained model")
+    p.add_argument("stems", metavar="STEMS_DIR", help="folder with one mono audio file per track")
+    p.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+                   help="a bundled model (see `automix models`) or a .pt file from `automix train`")
+    p.add_argument("--out", required=True, metavar="MIX.wav", help="stereo output file (24-bit)")
+    p.add_argument("--params-out", metavar="PARAMS.json", help="also write the predicted parameters (DMC) as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--pad", action="store_true", help="zero-pad shorter stems to the longest instead of failing")
+    p.add_argument("--block-seconds", type=float, default=30.0, help="render in blocks of this length (default 30)")
+    p.set_defaults(func=_mix)
+
+    p = sub.add_parser("render", help="render stems with (edited) parameters from `automix mix --params-out`")
+    p.add_argument("stems", metavar="STEMS_DIR")
+    p.add_argument("--params", required=True, metavar="PARAMS.json")
+    p.add_argument("--out", required=True, metavar="MIX.wav")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--pad", action="store_true")
+    p.set_defaults(func=_render)
+
+    p = sub.add_parser("train", help="train a DMC or Mix-Wave-U-Net from a JSON config (see configs/)")
+    p.add_argument("config", metavar="CONFIG")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for best.pt, last.pt, history.json")
+    p.add_argument("--resume", action="store_true", help="continue DIR/last.pt")
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    p.set_defaults(func=_train)
+
+    sub.add_parser("models", help="list the bundled pretrained models").set_defaults(func=_models)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        with _warnings_as_lines():
+            return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"automix: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -256,11 +256,13 @@ def _progress(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
 
-def train(config, out: Optional[str] = None, resume: bool = False, progress: bool = True, log=print):
+def train(config, out: Optional[str] = None, resume: bool = False, progress: bool = True, stop_at: Optional[int] = None,
+          log=print):
     """Train the model of ``config`` (dict or JSON path); returns ``(model, history)``.
 
     ``out``: folder for ``last.pt``, ``best.pt``, ``history.json`` and ``loss_curve.png``; with
-    ``resume=True`` training continues from ``out/last.pt``. ``history`` has ``step``, ``loss``, ``lr``,
+    ``resume=True`` training continues from ``out/last.pt`` (weights, optimiser, schedule, random state:
+    a run stopped early with ``stop_at=STEP`` and resumed ends where an uninterrupted run ends). ``history`` has ``step``, ``loss``, ``lr``,
     ``val_step``, ``val_loss``, ``steps_per_second``, ``wall_seconds``, ``device`` and ``best_val``.
     """
     cfg = load_config(config)
@@ -288,6 +290,9 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
         history = {k: list(v) for k, v in ck["history"].items() if k in history}
         start_step, spent = ck["extra"]["step"], ck["history"]["wall_seconds"]
         best = ck["history"]["best_val"]
+        torch.set_rng_state(ck["extra"]["rng"])
+        if start_step >= cfg["steps"]:
+            raise ValueError(f"{os.path.join(out, 'last.pt')} has already finished all {cfg['steps']} steps.")
     train_ds, val_ds = _datasets(cfg)
     val_batches = [_batch(val_ds, range(i, min(i + cfg["batch_size"], len(val_ds))))
                    for i in range(0, len(val_ds), cfg["batch_size"])]
@@ -306,10 +311,12 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
         return h
 
     def save(name: str, h: dict):
-        extra = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step} if name == "last.pt" else {}
+        extra = ({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
+                  "rng": torch.get_rng_state()} if name == "last.pt" else {})
         save_checkpoint(os.path.join(out, name), model, cfg, h, extra=extra)
 
-    for step in range(start_step + 1, cfg["steps"] + 1):
+    last_step = cfg["steps"] if stop_at is None else min(int(stop_at), cfg["steps"])
+    for step in range(start_step + 1, last_step + 1):
         model.train()
         idx = range((step - 1) * cfg["batch_size"], step * cfg["batch_size"])
         loss = _forward(model, cfg, _batch(train_ds, idx), device, loss_fn, amp)
@@ -321,7 +328,7 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
         running.append(loss.item())
         if not math.isfinite(running[-1]):
             raise FloatingPointError(f"the loss became {running[-1]} at step {step}; lower lr or check the data.")
-        if step % cfg["log_every"] == 0 or step == cfg["steps"]:
+        if step % cfg["log_every"] == 0 or step == last_step:
             history["step"].append(step)
             history["loss"].append(sum(running) / len(running))
             history["lr"].append(opt.param_groups[0]["lr"])
@@ -332,7 +339,7 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
-        if step % cfg["val_every"] == 0 or step == cfg["steps"]:
+        if step % cfg["val_every"] == 0 or step == last_step:
             model.eval()
             with torch.no_grad():
                 v = sum(float(_forward(model, cfg, b, device, loss_fn, amp)) * len(b["mix"]) for b in val_batches)

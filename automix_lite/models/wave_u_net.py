@@ -1,7 +1,8 @@
 """Mix-Wave-U-Net: mixing as direct transformation (taught in ``notebooks/12_models.ipynb``).
 
-After Martinez Ramirez et al. (2021, "Deep learning for black-box modeling of audio effects" / the
-Mix-Wave-U-Net of the thesis' sec. 5.2) and Stoller et al.'s Wave-U-Net (2018): the tracks are
+After Martinez-Ramirez, Stoller and Moffat (2021, "A deep learning approach to intelligent drum mixing
+with the Wave-U-Net", JAES), the baseline of Steinmetz et al.'s DMC paper (2021), built on Stoller et al.'s
+Wave-U-Net for source separation (2018): the tracks are
 stacked as input channels (a fixed number, ``n_tracks``, silent rows for absent tracks) and the network
 writes the stereo mix sample by sample. No console and no parameters: the network must learn gain,
 panning, EQ, dynamics and reverb itself, and its output is not editable (the contrast to the DMC).

@@ -1,0 +1,525 @@
+"""Mixing whole songs with a trained model (taught in ``notebooks/14_inference.ipynb``; ``automix mix``).
+
+- :func:`read_stems`: a folder of mono stems -> ``(tracks (N, T), names)`` at the model's rate, with
+  clear errors for everything a real folder can hold (no audio, unreadable files, NaN samples, too many
+  tracks, different lengths).
+- :func:`mix_stems`: ``(mix (2, T), params)`` for a whole song. A DMC estimates its parameters **once**
+  for the song (on up to ``analysis_seconds`` of audio spread over it), so they are the same in every
+  block, then renders block by block. The Mix-Wave-U-Net has no parameters: it runs on overlapping blocks
+  joined by linear crossfades. Silent stems (RMS below ``SILENCE_DB``) are masked. The mix never clips:
+  above ``ceiling_db`` it is scaled down, and the gain is reported.
+- :func:`params_table`, :func:`params_to_json`, :func:`params_from_json`, :func:`render_params`: read the
+  predicted parameters, edit them as JSON, and render the edited mix (``automix render``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Callable, Optional, Sequence
+
+import torch
+
+__all__ = ["AUDIO_EXTENSIONS", "SILENCE_DB", "CEILING_DB", "PARAMS_FORMAT", "stem_files", "read_stems",
+           "active_mask", "estimate_params", "mix_stems", "limit_peak", "params_table", "params_to_json",
+           "params_from_json", "render_params", "console_kind"]
+
+AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".w64",
+                    ".caf", ".au", ".snd", ".rf64")
+"""File endings read as stems; other files in a stems folder are ignored with a warning."""
+
+SILENCE_DB = -60.0
+"""Stems whose RMS is below this level (dBFS) are masked out of the mix."""
+
+CEILING_DB = -1.0
+"""Mixes peaking above this level (dBFS) are scaled down to it."""
+
+PARAMS_FORMAT = "automix-lite-params/1"
+
+_BASIC = ("gain_db", "pan")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading stems
+# --------------------------------------------------------------------------------------------
+
+
+def stem_files(folder) -> list:
+    """Sorted paths of the audio files (by ending, :data:`AUDIO_EXTENSIONS`) directly in ``folder``.
+
+    Hidden files and sub-folders are skipped silently; other files (``.txt``, ``.json``, ...) are skipped
+    with a warning naming them. A missing folder raises ``FileNotFoundError``, a folder without audio a
+    ``ValueError``.
+    """
+    folder = os.fspath(folder)
+    if not os.path.exists(folder):
+        raise FileNotFoundError(f"no stems folder at {folder!r}.")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder!r} is a file; give the folder that holds the stems (one mono audio file per track).")
+    audio, ignored = [], []
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if entry.startswith(".") or os.path.isdir(path):
+            continue
+        (audio if entry.lower().endswith(AUDIO_EXTENSIONS) else ignored).append(path)
+    if ignored:
+        warnings.warn(f"ignoring {len(ignored)} file(s) that are not audio by their name: "
+                      f"{', '.join(os.path.basename(p) for p in ignored)}", stacklevel=2)
+    if not audio:
+        raise ValueError(f"no audio files in {folder!r} (looked for {', '.join(AUDIO_EXTENSIONS[:4])}, ...); "
+                         "put one mono file per track there.")
+    return audio
+
+
+def _names(paths: Sequence[str]) -> list:
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    return stems if len(set(stems)) == len(stems) else [os.path.basename(p) for p in paths]
+
+
+def read_stems(folder, sample_rate: int = 44100, max_tracks: Optional[int] = None, pad: bool = False):
+    """Read every stem in ``folder`` -> ``(tracks (N, T) float32, names)``, sorted by file name.
+
+    Files are resampled to ``sample_rate``; stereo stems are downmixed to mono with a warning. Errors
+    (``ValueError`` naming the file): a file with an audio ending that cannot be read, NaN or infinite
+    samples; also no audio at all, more than ``max_tracks`` stems, and stems of different lengths
+    (unless ``pad=True``: then they are zero-padded at the end to the longest, with a warning). Silent
+    stems are kept (:func:`mix_stems` masks them). ``names`` are the file names without their ending.
+    """
+    from . import audio as audio_io
+
+    paths = stem_files(folder)
+    if max_tracks is not None and len(paths) > max_tracks:
+        raise ValueError(f"{folder!r} holds {len(paths)} stems but the model takes at most {max_tracks}; "
+                         "combine some (e.g. the drum mics into one stem) or remove the quietest.")
+    tracks = []
+    for path in paths:
+        name = os.path.basename(path)
+        try:
+            x, _ = audio_io.load(path, sample_rate=sample_rate)
+        except ValueError as err:
+            raise ValueError(f"stem {name!r} is not readable audio: {err}") from None
+        x = x[0]
+        if not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"stem {name!r} contains {bad} NaN or infinite sample(s); repair or re-export it.")
+        if x.shape[0] > 1:
+            warnings.warn(f"stem {name!r} has {x.shape[0]} channels; downmixing it to mono "
+                          "(the models take mono stems).", stacklevel=2)
+            x = x.mean(0, keepdim=True)
+        tracks.append(x[0].float())
+    lengths = [t.shape[-1] for t in tracks]
+    longest = max(lengths)
+    if len(set(lengths)) > 1:
+        listing = ", ".join(f"{os.path.basename(p)}: {n} ({n / sample_rate:.2f} s)" for p, n in zip(paths, lengths))
+        if not pad:
+            raise ValueError(f"the stems have different lengths at {sample_rate} Hz ({listing}); stems of one song "
+                             "must start together and have equal length. Pass pad=True (--pad) to zero-pad the "
+                             "shorter ones at the end.")
+        warnings.warn(f"zero-padding stems at the end to the longest, {longest} samples ({listing}).", stacklevel=2)
+        tracks = [torch.nn.functional.pad(t, (0, longest - t.shape[-1])) for t in tracks]
+    return torch.stack(tracks), _names(paths)
+
+
+# --------------------------------------------------------------------------------------------
+# Mixing
+# --------------------------------------------------------------------------------------------
+
+
+def active_mask(tracks: torch.Tensor, silence_db: float = SILENCE_DB) -> torch.Tensor:
+    """``(..., N)`` bool: the tracks of ``tracks (..., N, T)`` whose RMS is at least ``silence_db`` dBFS."""
+    rms = tracks.double().square().mean(-1).sqrt()
+    return rms >= 10 ** (silence_db / 20)
+
+
+def _is_dmc(model) -> bool:
+    return hasattr(model, "estimate") and hasattr(model, "console")
+
+
+def _check_tracks(model, tracks: torch.Tensor) -> torch.Tensor:
+    if not isinstance(tracks, torch.Tensor) or tracks.ndim != 2:
+        got = tuple(tracks.shape) if isinstance(tracks, torch.Tensor) else type(tracks).__name__
+        raise ValueError(f"tracks must be a (tracks, samples) tensor of mono stems, as read_stems returns; got {got}.")
+    limit = getattr(model, "max_tracks", None)
+    if limit is not None and tracks.shape[0] > limit:
+        raise ValueError(f"got {tracks.shape[0]} tracks but this model takes at most {limit}.")
+    if not bool(torch.isfinite(tracks).all()):
+        raise ValueError("tracks contain NaN or infinite samples.")
+    return tracks.float()
+
+
+def _windows(t: int, length: int, count: int) -> list:
+    """Starts of ``count`` windows of ``length`` samples spread over ``t`` samples (first at 0, last at the end)."""
+    if length >= t:
+        return [0]
+    count = max(1, count)
+    if count == 1:
+        return [(t - length) // 2]
+    return sorted({round(k * (t - length) / (count - 1)) for k in range(count)})
+
+
+@torch.no_grad()
+def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None, sample_rate: Optional[int] = None,
+                    analysis_seconds: float = 30.0, windows: int = 6) -> dict:
+    """One set of DMC parameters for a whole song ``tracks (N, T)``, as ``model.estimate`` returns for batch 1.
+
+    A song of at most ``analysis_seconds`` is analysed in one go. A longer one is analysed in ``windows``
+    windows of ``analysis_seconds / windows`` seconds spread evenly over it; the normalised outputs
+    (``"_track"``, ``"_bus"``) are averaged, each track over the windows where it is not silent (a track
+    silent in all of them gets an extra window at its loudest part), and converted with
+    ``model.console.to_params``. ``mask (N,)`` marks the tracks to use (default: not silent).
+    """
+    tracks = _check_tracks(model, tracks)
+    sr = int(sample_rate or getattr(model, "sample_rate", 44100))
+    n, t = tracks.shape
+    mask = active_mask(tracks) if mask is None else mask.to(torch.bool).reshape(n)
+    if not bool(mask.any()):
+        raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to mix.")
+    dev = next(model.parameters()).device
+    if t <= analysis_seconds * sr:
+        return model.estimate(tracks.unsqueeze(0).to(dev), mask.unsqueeze(0).to(dev))
+    length = max(int(analysis_seconds * sr / max(windows, 1)), sr)
+    starts = _windows(t, length, windows)
+    covered = torch.zeros(n, dtype=torch.bool)
+    for s in starts:
+        covered |= active_mask(tracks[:, s:s + length])
+    for k in torch.nonzero(mask & ~covered).flatten().tolist():  # active tracks no window heard: add their loudest part
+        energy = tracks[k].square()[: (t // length) * length].reshape(-1, length).sum(-1)
+        starts.append(int(energy.argmax()) * length)
+    track_sum = bus_sum = None
+    weight, used = torch.zeros(n, 1), 0
+    for s in starts:
+        seg = tracks[:, s:s + length]
+        m = active_mask(seg) & mask
+        if not bool(m.any()):
+            continue
+        out = model.estimate(seg.unsqueeze(0).to(dev), m.unsqueeze(0).to(dev))
+        w = m.to(torch.float32).unsqueeze(-1)
+        tr, bu = out["_track"][0].cpu(), out["_bus"][0].cpu()
+        track_sum = tr * w if track_sum is None else track_sum + tr * w
+        bus_sum = bu if bus_sum is None else bus_sum + bu
+        weight, used = weight + w, used + 1
+    track = (track_sum / weight.clamp_min(1.0)).unsqueeze(0).to(dev)
+    bus = (bus_sum / used).unsqueeze(0).to(dev)
+    params = model.console.to_params(track, bus)
+    params["_track"], params["_bus"] = track, bus
+    return params
+
+
+def _blockwise(render: Callable, t: int, block: int, margin: int, fade: int, dtype=torch.float32) -> torch.Tensor:
+    """Join ``render(start, stop) -> (2, stop - start)`` over blocks of ``block`` samples.
+
+    Block ``k`` keeps ``[k * block, (k + 1) * block)``; it is rendered with ``margin + fade / 2`` extra samples
+    on both sides (so effects with memory, and non-causal networks, have warmed up), and neighbours are
+    joined by a linear crossfade of ``fade`` samples centred on each boundary.
+    """
+    fade = min(fade, block)
+    cuts = [c for c in range(block, t, block) if t - c >= fade]  # inner boundaries; a crossfade fits after each
+    if not cuts:
+        return render(0, t)
+    edges = [0] + cuts + [t]
+    half = fade // 2
+    ramp = (torch.arange(fade, dtype=dtype) + 0.5) / fade
+    out = None
+    for k in range(len(edges) - 1):
+        lo, hi = edges[k], edges[k + 1]
+        first, last = k == 0, k == len(edges) - 2
+        a, b = max(0, lo - margin - half), min(t, hi + margin + half)
+        y = render(a, b)
+        if out is None:
+            out = y.new_zeros(y.shape[0], t)
+        w = torch.zeros(b - a, dtype=y.dtype)
+        start = a if first else lo - half
+        stop = b if last else hi - half + fade
+        w[start - a: stop - a] = 1.0
+        if not first and fade:
+            w[lo - half - a: lo - half - a + fade] = ramp.to(y.dtype)
+        if not last and fade:
+            w[hi - half - a: hi - half - a + fade] = 1.0 - ramp.to(y.dtype)
+        out[:, a:b] += y * w.to(y.device)
+    return out
+
+
+def limit_peak(mix: torch.Tensor, ceiling_db: float = CEILING_DB):
+    """``(mix, gain_db)``: ``mix`` scaled down so that its peak is at most ``ceiling_db`` dBFS (gain 0 dB if it was)."""
+    peak = float(mix.detach().abs().max()) if mix.numel() else 0.0
+    limit = 10 ** (ceiling_db / 20)
+    if peak <= limit:
+        return mix, 0.0
+    gain_db = ceiling_db - 20 * math.log10(peak)
+    return mix * 10 ** (gain_db / 20), gain_db
+
+
+@torch.no_grad()
+def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_seconds: float = 1.0,
+              analysis_seconds: float = 30.0, analysis_windows: int = 6, whole_song_seconds: float = 600.0,
+              long_block_seconds: float = 120.0, warmup_seconds: float = 10.0, ceiling_db: float = CEILING_DB,
+              sample_rate: Optional[int] = None,
+              log: Optional[Callable[[str], None]] = None):
+    """Mix a whole song ``tracks (N, T)`` (at the model's sample rate) -> ``(mix (2, T), params)``.
+
+    DMC: the parameters are estimated once (:func:`estimate_params`) and rendered
+
+    - basic console (gain, pan): in blocks of ``block_seconds``; the console has no memory, so the
+      blocks join exactly (the result equals rendering the whole song at once);
+    - full console (compressor, reverb and the neural proxy have memory): the whole song at once when it is
+      at most ``whole_song_seconds`` long (memory grows with length: about 0.5 GB per minute for 8 tracks);
+      longer songs in blocks of ``long_block_seconds``, each rendered from ``warmup_seconds`` earlier so that
+      the effects' state has settled (the effects are causal: a long enough warm-up makes the blocks exact;
+      10 s covers the longest reverb decay), joined by ``overlap_seconds`` crossfades.
+
+    Mix-Wave-U-Net: blocks of ``block_seconds`` rendered with ``overlap_seconds`` of context on both sides,
+    joined by linear crossfades of ``overlap_seconds``. ``params`` is then ``{}`` (no parameters).
+
+    Silent tracks (RMS below :data:`SILENCE_DB`) are masked. If the mix peaks above ``ceiling_db`` it is
+    scaled down; ``params["_output_gain_db"]`` holds the gain applied (0.0 if none) and ``log`` (e.g.
+    ``print``) is told. DMC ``params`` are real-unit tensors for batch 1 (``(1, N)``, ``(1, N, P)``,
+    ``(1,)``), as ``model.estimate`` returns them.
+    """
+    tracks = _check_tracks(model, tracks)
+    sr = int(sample_rate or getattr(model, "sample_rate", 44100))
+    n, t = tracks.shape
+    mask = active_mask(tracks)
+    if not bool(mask.any()):
+        raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to mix.")
+    if not mask.all() and log is not None:
+        log(f"{int((~mask).sum())} silent stem(s) (RMS below {SILENCE_DB:g} dBFS) are left out of the mix.")
+    model.eval()
+    dev = next(model.parameters()).device
+    x, m = tracks.unsqueeze(0).to(dev), mask.unsqueeze(0).to(dev)
+    block = max(1, int(round(block_seconds * sr)))
+    overlap = max(0, int(round(overlap_seconds * sr)))
+    if _is_dmc(model):
+        params = estimate_params(model, tracks, mask, sr, analysis_seconds, analysis_windows)
+
+        def render(a, b):
+            return model.render(x[..., a:b], params, m)[0]
+
+        if getattr(model, "console_kind", "basic") == "basic":
+            mix = _blockwise(render, t, block, 0, 0)
+        elif t <= whole_song_seconds * sr:
+            mix = render(0, t)
+        else:
+            mix = _blockwise(render, t, max(1, int(round(long_block_seconds * sr))), int(warmup_seconds * sr), overlap)
+    else:
+        params = {}
+        mix = _blockwise(lambda a, b: model(x[..., a:b], m)[0], t, block, overlap, overlap)
+    mix, gain_db = limit_peak(mix.float().cpu(), ceiling_db)
+    params["_output_gain_db"] = gain_db
+    if gain_db and log is not None:
+        log(f"the mix peaked above {ceiling_db:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does not clip.")
+    return mix, params
+
+
+# --------------------------------------------------------------------------------------------
+# Reading, editing and rendering parameters
+# --------------------------------------------------------------------------------------------
+
+
+def _public(params: dict) -> dict:
+    return {k: v for k, v in params.items() if not k.startswith("_") and k != "chain"}
+
+
+def _item(v) -> torch.Tensor:
+    """Drop the batch dimension of batch-1 tensors: track (1, N) -> (N,), peaks (1, N, P) -> (N, P), bus (1,) -> ()."""
+    v = torch.as_tensor(v).detach().cpu()
+    return v[0] if v.ndim >= 1 and v.shape[0] == 1 else v
+
+
+def console_kind(params: dict) -> str:
+    """``"basic"`` (only gain and pan), ``"full"`` (the DSP console's names) or ``"proxy"`` (the neural proxy's)."""
+    from .dsp.console import SPEC_BY_NAME
+
+    keys = set(_public(params))
+    if keys <= set(_BASIC):
+        return "basic"
+    if keys <= set(SPEC_BY_NAME):
+        return "full"
+    from .models import proxy
+
+    if keys <= set(_BASIC) | set(proxy.NAMES):
+        return "proxy"
+    raise ValueError(f"unknown parameter name(s) {sorted(keys - set(SPEC_BY_NAME))}; the console's names are those of "
+                     "automix_lite.dsp.console.SPECS.")
+
+
+def _split(params: dict, n: Optional[int] = None):
+    """Track-level ``{name: (N,) or (N, P)}`` and bus-level ``{name: float}`` values of batch item 0."""
+    track, bus = {}, {}
+    for k, v in _public(params).items():
+        v = _item(v)
+        if v.ndim == 0:
+            bus[k] = float(v)
+        else:
+            track[k] = v
+    sizes = {v.shape[0] for v in track.values()}
+    if len(sizes) > 1 or (n is not None and sizes and sizes != {n}):
+        raise ValueError(f"the track parameters disagree on the number of tracks ({sorted(sizes)}"
+                         f"{'' if n is None else f', names give {n}'}).")
+    return track, bus
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}" if abs(v) >= 1000 else f"{v:.2f}"
+
+
+def params_table(params: dict, names: Sequence[str]) -> str:
+    """A text table of (batch item 0 of) ``params``: one row per track, one column per parameter in real units
+    (peaking bands as ``name[k]``), then the bus parameters on one line. The names are the JSON keys to edit."""
+    from .dsp.console import SPEC_BY_NAME
+
+    names = list(names)
+    track, bus = _split(params, len(names))
+    columns = []
+    for k, v in track.items():
+        if v.ndim == 2:
+            columns += [(f"{k}[{b}]", v[:, b]) for b in range(v.shape[1])]
+        else:
+            columns.append((k, v))
+    header = ["track"] + [c for c, _ in columns]
+    rows = [[name] + [_fmt(float(v[i])) for _, v in columns] for i, name in enumerate(names)]
+    widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    units = sorted({f"{k.split('[')[0]} {SPEC_BY_NAME[k.split('[')[0]].unit}" for k, _ in columns
+                    if k.split("[")[0] in SPEC_BY_NAME and SPEC_BY_NAME[k.split("[")[0]].unit})
+    if units:
+        out.append("units: " + ", ".join(units) + ("; pan 0 = left, 0.5 = centre, 1 = right" if "pan" in track else ""))
+    if bus:
+        out.append("bus: " + ", ".join(f"{k} {_fmt(v)}" for k, v in bus.items()))
+    return "\n".join(out)
+
+
+def params_to_json(params: dict, names: Sequence[str], sample_rate: int = 44100, model: Optional[str] = None) -> dict:
+    """Parameters (batch item 0) -> a JSON-ready dict a person can edit and :func:`render_params` can render.
+
+    ``{"format", "console", "sample_rate", "model", "n_peaks" (full console), "tracks": [{"name", <param>: value,
+    ...}], "bus": {<param>: value}}``, the per-track/bus layout of ``data.engineer.params_to_json``, values
+    rounded to 6 decimals, peaking bands as lists.
+    """
+    names = list(names)
+    kind = console_kind(params)
+    track, bus = _split(params, len(names))
+    rows = []
+    for i, name in enumerate(names):
+        row = {"name": name}
+        for k, v in track.items():
+            row[k] = [round(float(a), 6) for a in v[i]] if v.ndim == 2 else round(float(v[i]), 6)
+        rows.append(row)
+    out = {"format": PARAMS_FORMAT, "console": kind, "sample_rate": int(sample_rate)}
+    if model is not None:
+        out["model"] = str(model)
+    if "peak_gain_db" in track:
+        out["n_peaks"] = int(track["peak_gain_db"].shape[-1])
+    out["tracks"] = rows
+    out["bus"] = {k: round(v, 6) for k, v in bus.items()}
+    return out
+
+
+def params_from_json(obj) -> tuple:
+    """Inverse of :func:`params_to_json`: ``(params, names)``, params as batch-1 tensors (track ``(1, N)``,
+    peaks ``(1, N, P)``, bus ``(1,)``). ``obj``: the dict, or the path of a JSON file. Missing parameters stay
+    missing (:func:`render_params` fills them with neutral values)."""
+    import json
+
+    if isinstance(obj, (str, os.PathLike)):
+        path = os.fspath(obj)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no parameter file at {path!r}.")
+        with open(path) as f:
+            try:
+                obj = json.load(f)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path!r} is not valid JSON ({err}).") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("tracks"), list) or not obj["tracks"]:
+        raise ValueError('mix parameters must be a JSON object with a non-empty "tracks" list, as written by '
+                         "`automix mix --params-out`.")
+    rows = obj["tracks"]
+    names = [str(r.get("name", r.get("file", f"track {i}"))) if isinstance(r, dict) else None
+             for i, r in enumerate(rows)]
+    if None in names:
+        raise ValueError('every entry of "tracks" must be an object of parameter name -> value.')
+    keys = [k for k in rows[0] if k not in ("name", "file", "role")]
+    params = {}
+    for k in keys:
+        try:
+            params[k] = torch.tensor([[r[k] for r in rows]], dtype=torch.float32)
+        except KeyError:
+            missing = [n for n, r in zip(names, rows) if k not in r]
+            raise ValueError(f"parameter {k!r} is missing for track(s) {', '.join(missing)}.") from None
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter {k!r} must be a number (a list of numbers for peaking bands) on every "
+                             "track.") from None
+    for k, v in (obj.get("bus") or {}).items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"bus parameter {k!r} must be a number; got {v!r}.")
+        params[k] = torch.tensor([float(v)], dtype=torch.float32)
+    console_kind(params)  # unknown names -> clear error
+    return params, names
+
+
+_PROXY_CONSOLES: dict = {}
+
+
+def render_params(tracks: torch.Tensor, params: dict, sample_rate: int = 44100,
+                  mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Render ``tracks (N, T)`` with (edited) parameters -> mix ``(2, T)`` (no peak limiting: see :func:`limit_peak`).
+
+    - only ``gain_db`` and ``pan``: the basic console of the DMC (gain -> -4.5 dB pan law), exactly as
+      ``automix mix`` rendered them (the rest of the console is bypassed, not approximated);
+    - any other names of :data:`automix_lite.dsp.console.SPECS`: :func:`automix_lite.dsp.mix`, every parameter
+      not given at its neutral :func:`automix_lite.dsp.default_params` value;
+    - the neural proxy's names: the proxy console with the bundled proxy.
+
+    ``mask (N,)`` marks the tracks to use (default: those not silent). Values out of range raise a ``ValueError``.
+    """
+    from .dsp.console import ALL_NAMES, SPEC_BY_NAME, default_params, mix
+
+    if not isinstance(tracks, torch.Tensor) or tracks.ndim != 2:
+        raise ValueError("tracks must be a (tracks, samples) tensor of mono stems, as read_stems returns.")
+    tracks = tracks.float()
+    n, _ = tracks.shape
+    mask = active_mask(tracks) if mask is None else mask.to(torch.bool).reshape(n)
+    kind = console_kind(params)
+    given = {k: torch.as_tensor(v, dtype=torch.float32).detach().cpu() for k, v in _public(params).items()}
+    for k, v in given.items():
+        is_bus = k in SPEC_BY_NAME and SPEC_BY_NAME[k].level == "bus"
+        if is_bus and tuple(v.shape) not in ((), (1,)):
+            raise ValueError(f"bus parameter {k} must be one number; got shape {tuple(v.shape)}.")
+        if not is_bus and (v.ndim < 2 or v.shape[0] != 1 or v.shape[1] != n):
+            raise ValueError(f"{k} must hold one value per track for the {n} stems (shape (1, {n})); "
+                             f"got shape {tuple(v.shape)}.")
+    x, m = tracks.unsqueeze(0), mask.unsqueeze(0)
+    if kind == "basic":
+        from .models.dmc import BasicConsole
+
+        full = {"gain_db": torch.zeros(1, n), "pan": torch.full((1, n), 0.5)}
+        full.update(given)
+        for k, v in full.items():
+            spec = SPEC_BY_NAME[k]
+            if bool(((v < spec.low) | (v > spec.high) | ~torch.isfinite(v)).any()):
+                raise ValueError(f"{k} must lie in [{spec.low:g}, {spec.high:g}] {spec.unit}; "
+                                 f"got {v.flatten().tolist()}.")
+        return BasicConsole(sample_rate)(x, full, m)[0]
+    if kind == "full":
+        n_peaks = given["peak_gain_db"].shape[-1] if "peak_gain_db" in given else 3
+        full = default_params(1, n, n_peaks=n_peaks)
+        full.update(given)
+        return mix(x, sample_rate, {k: full[k] for k in ALL_NAMES}, mask=m)[0]
+    from .models import proxy
+    from .models.dmc import ProxyConsole
+
+    key = int(sample_rate)
+    if key not in _PROXY_CONSOLES:
+        _PROXY_CONSOLES[key] = ProxyConsole(sample_rate)
+    console = _PROXY_CONSOLES[key]
+    defaults = proxy.denormalize(proxy.bypass(torch.zeros(1, len(proxy.NAMES))))[0]
+    cols = [given[name][0] if name in given else defaults[i].expand(n) for i, name in enumerate(proxy.NAMES)]
+    real = proxy.normalize(torch.stack(cols, -1))
+    full = {"gain_db": given.get("gain_db", torch.zeros(1, n)), "pan": given.get("pan", torch.full((1, n), 0.5)),
+            "chain": real.unsqueeze(0)}
+    with torch.no_grad():
+        return console(x, full, m)[0]

@@ -1,0 +1,197 @@
+"""Bundled, pretrained mixing models (used in ``notebooks/14_inference.ipynb`` and by ``automix mix``).
+
+The checkpoints live in ``automix_lite/checkpoints/`` next to a model card each (``<name>.md``):
+
+=====================  ==========================================================  =======
+name                   model                                                       task
+=====================  ==========================================================  =======
+``dmc_basic_songs``    Differentiable Mixing Console, basic console (gain, pan)    songs
+``dmc_basic_drums``    Differentiable Mixing Console, basic console (gain, pan)    drums
+``dmc_full_songs``     Differentiable Mixing Console, full DSP console             songs
+``wave_u_net_drums``   Mix-Wave-U-Net (direct transformation, no parameters)       drums
+=====================  ==========================================================  =======
+
+Every file is checked twice before use: its sha256 must equal the one recorded in
+``checkpoints/registry.json`` (written by :func:`write_registry` whenever the files change), and the
+payload checksum inside the file is verified by :func:`automix_lite.train.load_checkpoint`.
+
+- :func:`available` names the checkpoints that are installed, :data:`REGISTRY` describes all of them.
+- :func:`load` returns a model in eval mode, from a registry name or from the path of any ``.pt`` file
+  written by ``automix train`` (then only the payload checksum applies).
+- :func:`card` returns a model card's markdown text.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import Optional
+
+from .data.bundled import file_sha256
+
+__all__ = ["CHECKPOINT_DIR", "REGISTRY", "REGISTRY_FILE", "available", "load", "load_checkpoint", "card",
+           "checkpoint_path", "file_sha256", "write_registry", "read_registry", "describe"]
+
+CHECKPOINT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints")
+"""Folder of the bundled checkpoints, their model cards and ``registry.json``."""
+
+REGISTRY_FILE = "registry.json"
+REGISTRY_FORMAT = "automix-lite-registry/1"
+
+_ENTRIES = {
+    "dmc_basic_songs": {
+        "file": "dmc_basic_songs.pt", "task": "songs",
+        "description": "DMC, basic console (gain and pan per track), trained on the bundled songs",
+    },
+    "dmc_basic_drums": {
+        "file": "dmc_basic_drums.pt", "task": "drums",
+        "description": "DMC, basic console (gain and pan per track), trained on the bundled drum kits",
+    },
+    "dmc_full_songs": {
+        "file": "dmc_full_songs.pt", "task": "songs",
+        "description": "DMC, full DSP console (gain, EQ, compressor, pan, reverb), trained on the bundled songs",
+    },
+    "wave_u_net_drums": {
+        "file": "wave_u_net_drums.pt", "task": "drums",
+        "description": "Mix-Wave-U-Net (writes the mix directly, no editable parameters), trained on drum kits",
+    },
+}
+
+
+def _folder(folder: Optional[str]) -> str:
+    return CHECKPOINT_DIR if folder is None else os.fspath(folder)
+
+
+def read_registry(folder: Optional[str] = None) -> dict:
+    """The recorded file checksums: ``{name: {"file", "sha256", "bytes"}}`` from ``registry.json`` ({} if absent)."""
+    path = os.path.join(_folder(folder), REGISTRY_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); regenerate it with "
+                             "automix_lite.pretrained.write_registry().") from None
+    if not isinstance(data, dict) or data.get("format") != REGISTRY_FORMAT:
+        raise ValueError(f"{path} is not a checkpoint registry (format {REGISTRY_FORMAT!r} expected); regenerate it "
+                         "with automix_lite.pretrained.write_registry().")
+    return dict(data.get("checkpoints", {}))
+
+
+def _merged(folder: Optional[str] = None) -> dict:
+    recorded = read_registry(folder)
+    out = copy.deepcopy(_ENTRIES)
+    for name, entry in out.items():
+        entry["sha256"] = recorded.get(name, {}).get("sha256")
+    return out
+
+
+REGISTRY = _merged()
+"""``{name: {"file", "sha256", "task", "description"}}``; ``sha256`` is the file's, from ``registry.json``
+(``None`` until :func:`write_registry` has recorded it). :func:`load` re-reads the JSON on every call."""
+
+
+def write_registry(folder: Optional[str] = None) -> dict:
+    """Hash the registry's ``.pt`` files present in ``folder`` and write ``registry.json``; returns its entries.
+
+    Run it after adding or retraining a bundled checkpoint. Names whose file is absent are left out.
+    """
+    folder = _folder(folder)
+    entries = {}
+    for name, entry in _ENTRIES.items():
+        path = os.path.join(folder, entry["file"])
+        if os.path.isfile(path):
+            entries[name] = {"file": entry["file"], "sha256": file_sha256(path), "bytes": os.path.getsize(path)}
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, REGISTRY_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"format": REGISTRY_FORMAT, "checkpoints": entries}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, os.path.join(folder, REGISTRY_FILE))
+    if folder == CHECKPOINT_DIR:
+        REGISTRY.clear()
+        REGISTRY.update(_merged())
+    return entries
+
+
+def available(folder: Optional[str] = None) -> list:
+    """Registry names whose checkpoint file is installed in ``folder`` (default :data:`CHECKPOINT_DIR`)."""
+    folder = _folder(folder)
+    return [name for name, e in _ENTRIES.items() if os.path.isfile(os.path.join(folder, e["file"]))]
+
+
+def _is_path(name_or_path: str) -> bool:
+    s = os.fspath(name_or_path)
+    return s.endswith(".pt") or os.sep in s or (os.altsep is not None and os.altsep in s) or os.path.isfile(s)
+
+
+def _unknown(name: str, folder: Optional[str]) -> ValueError:
+    have = available(folder)
+    return ValueError(f"unknown model {name!r}; installed: {', '.join(have) if have else 'none'} "
+                      f"(registry names: {', '.join(_ENTRIES)}), or give the path of a .pt file from `automix train`.")
+
+
+def checkpoint_path(name: str, folder: Optional[str] = None) -> str:
+    """The file of registry name ``name`` after checking that it exists and that its sha256 matches the registry."""
+    if name not in _ENTRIES:
+        raise _unknown(name, folder)
+    folder = _folder(folder)
+    path = os.path.join(folder, _ENTRIES[name]["file"])
+    if not os.path.isfile(path):
+        have = available(folder)
+        raise FileNotFoundError(f"the checkpoint of {name!r} is not installed (no {path}); installed: "
+                                f"{', '.join(have) if have else 'none'}.")
+    expected = read_registry(folder).get(name, {}).get("sha256")
+    if not expected:
+        raise ValueError(f"{REGISTRY_FILE} in {folder} records no checksum for {name!r}; after adding the file run "
+                         "automix_lite.pretrained.write_registry().")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ValueError(f"checksum mismatch for {name!r}: {path} has sha256 {actual[:16]}..., the registry expects "
+                         f"{expected[:16]}...; the file is damaged or was replaced (restore it, or run "
+                         "write_registry() if you replaced it on purpose).")
+    return path
+
+
+def load_checkpoint(name_or_path: str, device: str = "cpu", folder: Optional[str] = None) -> dict:
+    """Like :func:`load` but returns the whole checkpoint dict of :func:`automix_lite.train.load_checkpoint`
+    (``model``, ``config``, ``history``, ``metrics``, ``code_version``, ``sha256``)."""
+    from .train import load_checkpoint as _load
+
+    s = os.fspath(name_or_path)
+    path = s if (s not in _ENTRIES and _is_path(s)) else checkpoint_path(s, folder)
+    return _load(path, device=device)
+
+
+def load(name_or_path: str, device: str = "cpu", folder: Optional[str] = None):
+    """A bundled model by registry name (file sha256 verified) or a model from a ``.pt`` path, in eval mode."""
+    return load_checkpoint(name_or_path, device=device, folder=folder)["model"]
+
+
+def card(name_or_path: str, folder: Optional[str] = None) -> Optional[str]:
+    """The model card (markdown) stored next to the checkpoint as ``<file stem>.md``, or ``None`` if there is none."""
+    s = os.fspath(name_or_path)
+    if s in _ENTRIES:
+        path = os.path.join(_folder(folder), _ENTRIES[s]["file"])
+    elif _is_path(s):
+        path = s
+    else:
+        raise _unknown(s, folder)
+    md = os.path.splitext(path)[0] + ".md"
+    if not os.path.isfile(md):
+        return None
+    with open(md, encoding="utf-8") as f:
+        return f.read()
+
+
+def describe(folder: Optional[str] = None) -> str:
+    """A text list of the registry: name, task, installed or not, description."""
+    have = set(available(folder))
+    width = max(len(n) for n in _ENTRIES)
+    lines = []
+    for name, e in _ENTRIES.items():
+        state = "installed" if name in have else "not installed"
+        lines.append(f"{name:<{width}}  {e['task']:<5}  {state:<13}  {e['description']}")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Train, evaluate and package the bundled mixing checkpoints (one script for all of them).
+
+    python tools/train_bundled.py                 # train every model in MODELS, then evaluate and package
+    python tools/train_bundled.py --only dmc_basic_songs --skip-train   # re-evaluate an existing run
+
+For each name: ``automix train configs/NAME.json --out runs/NAME`` (skipped with ``--skip-train``), copy
+``runs/NAME/best.pt`` to ``automix_lite/checkpoints/NAME.pt`` after scoring it on the TEST split (stereo
+loss, gain and pan error; baselines in the same run), write the model card ``NAME.md``, then regenerate
+``automix_lite/checkpoints/registry.json`` and ``benchmarks/MIXING_RESULTS.md`` (included in RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MODELS = {
+    "dmc_basic_songs": "DMC, basic console (gain, pan), songs",
+    "dmc_basic_drums": "DMC, basic console (gain, pan), drums",
+    "dmc_full_songs": "DMC, full DSP console (gain, EQ, compressor, pan, reverb send), songs",
+    "wave_u_net_drums": "Mix-Wave-U-Net, drums",
+}
+SECONDS = 8.0  # evaluation excerpt, as chapter 2.2 in standard mode
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def evaluate_all(names) -> tuple:
+    from automix_lite import evaluation, train
+
+    rows = []
+    for task in ("songs", "drums"):
+        mixers = {m: evaluation.baseline_mixer(m) for m in evaluation.MIXERS}
+        for name in names:
+            ck = train.load_checkpoint(os.path.join(ROOT, "runs", name, "best.pt"))
+            if ck["config"]["task"] == task:
+                mixers[name] = evaluation.model_mixer(ck["model"])
+        rows += evaluation.evaluate(mixers, task, "test", SECONDS)
+    return rows, evaluation.summarize(rows)
+
+
+def card(name: str, ck: dict, summary: dict, table: str, digest: str, size: int) -> str:
+    cfg, h = ck["config"], ck["history"]
+    task = cfg["task"]
+    from automix_lite import data
+
+    n_train, n_val, n_test = (len(data.songs(task, s)) for s in ("train", "val", "test"))
+    hw = h.get("device_name", "cpu")
+    hw = f"{_cpu_name()}, {h.get('threads')} thread(s)" if hw == "cpu" else hw
+    mine = summary.get((task, name), {})
+    lines = [
+        f"# Model card: `{name}.pt` ({MODELS[name]})", "",
+        "Trained by `tools/train_bundled.py` from `configs/%s.json`; taught in `notebooks/13_training.ipynb` and "
+        "used in `notebooks/14_inference.ipynb` (`automix_lite.pretrained.load(%r)`, `automix mix ... --model %s`)."
+        % (name, name, name), "",
+        "## Model", "",
+        f"- `{cfg['model']}` with {json.dumps(cfg['model_args'])}, at most {cfg['max_tracks']} tracks; "
+        f"{ck['model'].n_params:,} trainable parameters; file {size / 1e6:.2f} MB (float32).",
+        f"- sha256 of the file: `{digest}`; code version {ck['code_version']}.", "",
+        "## Data", "",
+        f"- Bundled set, task `{task}`: TRAIN {n_train} songs (random {cfg['segment_seconds']:g} s segments, stems "
+        f"scaled by up to ±{cfg['gain_augment_db']:g} dB with the target unchanged), VAL {n_val} (model selection: "
+        f"the lowest validation loss), TEST {n_test} (below, never seen in training).",
+        f"- Target: the `{cfg['engineer']}` engineer's stored mixes (its console uses EQ, compression and reverb too).", "",
+        "## Training", "",
+        f"- {h['steps_done']} steps of batch {cfg['batch_size']}, {cfg['optimizer']} lr {cfg['lr']:g} with "
+        f"{cfg['warmup_steps']} warm-up steps and {cfg['schedule']} decay, loss: stereo MR-STFT (sum and difference).",
+        f"- Wall time {h['wall_seconds'] / 60:.1f} min on {hw} ({h['steps_per_second']:.2f} steps/s); best "
+        f"validation loss {h['best_val']:.3f}; this file is the best validation checkpoint.",
+        "- The GPU-size configuration (`configs/dmc_basic_songs_gpu.json` for the DMC) has not been run.", "",
+        f"## Held-out results (TEST split, first {SECONDS:g} s of each song, mean ± 95 % CI over songs)", "",
+        table, "",
+        "Stereo loss after loudness matching against the engineer's mix; gain error with the mean offset removed; "
+        "pan error up to a mirror image. `engineer (gain, pan)` copies the engineer's own gains and pans with "
+        "everything else neutral: the floor of a gain-and-pan console.", "",
+    ]
+    if "stereo" in mine:
+        lines += ["## In one line", "",
+                  f"Stereo loss {mine['stereo'][0]:.2f}" + (f", gain error {mine['gain_db'][0]:.2f} dB, pan error "
+                                                           f"{mine['pan'][0]:.3f}" if "gain_db" in mine else "") + ".", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--skip-train", action="store_true")
+    args = parser.parse_args(argv)
+    from automix_lite import evaluation, pretrained, train
+
+    for name in args.only:
+        if not args.skip_train:
+            train.train(os.path.join(ROOT, "configs", f"{name}.json"), out=os.path.join(ROOT, "runs", name), progress=False)
+    ready = [n for n in MODELS if os.path.isfile(os.path.join(ROOT, "runs", n, "best.pt"))]
+    rows, summary = evaluate_all(ready)
+    for task in ("songs", "drums"):
+        print(evaluation.markdown_table({k: v for k, v in summary.items() if k[0] == task}, (task,)))
+    dest = os.path.join(ROOT, "automix_lite", "checkpoints")
+    for name in ready:
+        ck = train.load_checkpoint(os.path.join(ROOT, "runs", name, "best.pt"))
+        target = os.path.join(dest, f"{name}.pt")
+        shutil.copyfile(os.path.join(ROOT, "runs", name, "best.pt"), target)
+        from automix_lite.data.bundled import file_sha256
+
+        task = ck["config"]["task"]
+        table = evaluation.markdown_table({k: v for k, v in summary.items() if k[0] == task}, (task,))
+        with open(os.path.join(dest, f"{name}.md"), "w") as f:
+            f.write(card(name, ck, summary, table, file_sha256(target), os.path.getsize(target)))
+    pretrained.write_registry()
+    with open(os.path.join(ROOT, "benchmarks", "MIXING_RESULTS.md"), "w") as f:
+        f.write("# Mixing models on held-out songs (Table 12 layout)\n\n")
+        f.write(f"TEST split of the bundled set, first {SECONDS:g} s of each song (7 songs, 4 drum passages), "
+                "against the natural engineer's mix; mean ± 95 % confidence interval over songs (Student t). "
+                f"Bundled checkpoints (model cards in `automix_lite/checkpoints/`), trained on {_cpu_name()}.\n\n")
+        f.write(evaluation.markdown_table(summary) + "\n")
+    with open(os.path.join(ROOT, "runs", "evaluation_rows.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
