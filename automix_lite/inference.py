@@ -163,8 +163,11 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
                     analysis_seconds: float = 30.0, windows: int = 6) -> dict:
     """One set of DMC parameters for a whole song ``tracks (N, T)``, as ``model.estimate`` returns for batch 1.
 
-    A song of at most ``analysis_seconds`` is analysed in one go. A longer one is analysed in ``windows``
-    windows of ``analysis_seconds / windows`` seconds spread evenly over it; the normalised outputs
+    The model looks at windows as long as the segments it was trained on (``model.segment_seconds``, set
+    from the training config; its encoder pools over time, so its estimates depend on the input length):
+    ``ceil(min(T, analysis_seconds) / segment) + 1`` overlapping windows spread evenly over the song. A
+    model without ``segment_seconds`` analyses a song of at most ``analysis_seconds`` in one go and a longer
+    one in ``windows`` windows of ``analysis_seconds / windows`` seconds. The normalised outputs
     (``"_track"``, ``"_bus"``) are averaged, each track over the windows where it is not silent (a track
     silent in all of them gets an extra window at its loudest part), and converted with
     ``model.console.to_params``. ``mask (N,)`` marks the tracks to use (default: not silent).
@@ -176,10 +179,17 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
     if not bool(mask.any()):
         raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to mix.")
     dev = next(model.parameters()).device
-    if t <= analysis_seconds * sr:
+    segment = getattr(model, "segment_seconds", None)
+    if segment:
+        length = int(segment * sr)
+        count = math.ceil(min(t, analysis_seconds * sr) / length) + 1
+    else:
+        length, count = max(int(analysis_seconds * sr / max(windows, 1)), sr), windows
+        if t <= analysis_seconds * sr:
+            length = t
+    if t <= length:
         return model.estimate(tracks.unsqueeze(0).to(dev), mask.unsqueeze(0).to(dev))
-    length = max(int(analysis_seconds * sr / max(windows, 1)), sr)
-    starts = _windows(t, length, windows)
+    starts = _windows(t, length, count)
     covered = torch.zeros(n, dtype=torch.bool)
     for s in starts:
         covered |= active_mask(tracks[:, s:s + length])
@@ -268,7 +278,8 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
       the effects' state has settled (the effects are causal: a long enough warm-up makes the blocks exact;
       10 s covers the longest reverb decay), joined by ``overlap_seconds`` crossfades.
 
-    Mix-Wave-U-Net: blocks of ``block_seconds`` rendered with ``overlap_seconds`` of context on both sides,
+    Mix-Wave-U-Net: blocks of ``block_seconds`` rendered with ``overlap_seconds`` of context on both sides
+    (each block's input starts on a multiple of ``2 ** depth`` samples, the grid its decimation keeps),
     joined by linear crossfades of ``overlap_seconds``. ``params`` is then ``{}`` (no parameters).
 
     Silent tracks (RMS below :data:`SILENCE_DB`) are masked. If the mix peaks above ``ceiling_db`` it is
@@ -303,7 +314,13 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
             mix = _blockwise(render, t, max(1, int(round(long_block_seconds * sr))), int(warmup_seconds * sr), overlap)
     else:
         params = {}
-        mix = _blockwise(lambda a, b: model(x[..., a:b], m)[0], t, block, overlap, overlap)
+        step = 2 ** getattr(model, "depth", 0)
+
+        def render_direct(a, b):  # start on the network's decimation grid, as a one-shot run does
+            a0 = a - a % step
+            return model(x[..., a0:b], m)[0][..., a - a0:]
+
+        mix = _blockwise(render_direct, t, block, overlap, overlap)
     mix, gain_db = limit_peak(mix.float().cpu(), ceiling_db)
     params["_output_gain_db"] = gain_db
     if gain_db and log is not None:

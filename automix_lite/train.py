@@ -94,14 +94,15 @@ def load_config(path_or_dict) -> dict:
 
 
 def build_model(cfg: dict) -> torch.nn.Module:
-    """The network a config describes (``DMC`` with ``max_tracks``, or ``MixWaveUNet`` with ``n_tracks``)."""
+    """The network a config describes (``DMC`` with ``max_tracks``, or ``MixWaveUNet`` with ``n_tracks``), with
+    ``segment_seconds`` (the training segment length) as an attribute."""
     from .models.dmc import DMC
     from .models.wave_u_net import MixWaveUNet
 
     args = dict(cfg["model_args"])
-    if cfg["model"] == "dmc":
-        return DMC(max_tracks=cfg["max_tracks"], **args)
-    return MixWaveUNet(n_tracks=cfg["max_tracks"], **args)
+    model = DMC(max_tracks=cfg["max_tracks"], **args) if cfg["model"] == "dmc" else MixWaveUNet(n_tracks=cfg["max_tracks"], **args)
+    model.segment_seconds = cfg["segment_seconds"]  # the input length it was trained on (inference.estimate_params)
+    return model
 
 
 def code_version() -> str:

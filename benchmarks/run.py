@@ -435,14 +435,29 @@ def report(s: Settings, info: dict, sections: dict, load_end: str) -> str:
                 out.append(f"- {name}: {e:.3g}{ok}" if isinstance(e, float) else f"- {name}: {e}")
             out.append("")
     out += ["## Notes", "", NOTES.strip(), ""]
-    for extra in QUALITY_REPORTS:  # results written by other scripts, kept in this one report
+    return "\n".join(out + quality_sections())
+
+
+def quality_sections() -> list:
+    """The quality reports written by other scripts (model evaluations), as lines for RESULTS.md."""
+    out = []
+    for extra in QUALITY_REPORTS:
         if extra.exists():
             body = extra.read_text().strip().splitlines()
             out += [f"## Quality: {body[0].lstrip('# ')}", "", f"From `benchmarks/{extra.name}`.", *body[1:], ""]
-    return "\n".join(out)
+    return out
 
 
-QUALITY_REPORTS = [Path(__file__).resolve().parent / "PROXY_RESULTS.md"]  # the proxy checkpoint's Table 6, written with its model card
+def refresh_quality(path: str) -> None:
+    """Replace the quality sections at the end of an existing report, keeping its speed figures."""
+    text = Path(path).read_text()
+    head = text.split("\n## Quality: ")[0].rstrip("\n")
+    Path(path).write_text("\n".join([head, "", *quality_sections()]))
+
+
+# model evaluations written with the checkpoints' model cards: the proxy's Table 6 (models.proxy evaluate)
+# and the mixing models' Table 12 (tools/train_bundled.py)
+QUALITY_REPORTS = [Path(__file__).resolve().parent / name for name in ("PROXY_RESULTS.md", "MIXING_RESULTS.md")]
 
 
 LOSS_AGREEMENT = ("Agreement with auraloss (relative difference ||ours - ref|| / ||ref|| of the loss value and of its "
@@ -491,7 +506,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"), help="Markdown report path")
     ap.add_argument("--only", default="eq,compressor,reverb,loss",
                     help="comma-separated subset of eq,compressor,reverb,loss")
+    ap.add_argument("--quality-only", action="store_true",
+                    help="only refresh the quality sections (model results) of an existing report")
     args = ap.parse_args(argv)
+    if args.quality_only:
+        refresh_quality(args.out)
+        return 0
 
     import numba
 

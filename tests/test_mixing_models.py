@@ -207,3 +207,32 @@ def test_evaluation_oracle_beats_mono_on_a_test_song():
     assert by["engineer (gain, pan)"]["stereo"] < by["mono"]["stereo"]
     assert by["engineer (gain, pan)"]["gain_db"] == pytest.approx(0.0, abs=1e-9)
     assert by["engineer (gain, pan)"]["pan"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_wave_u_net_block_rendering_matches_one_shot():
+    from automix_lite.inference import mix_stems
+
+    torch.manual_seed(0)
+    model = MixWaveUNet(n_tracks=3, depth=3, channels=4, growth=4).eval()
+    x = 0.05 * torch.randn(3, 22050)
+    with torch.no_grad():
+        whole = model(x[None])[0]
+        blocks, params = mix_stems(model, x, block_seconds=0.1, overlap_seconds=0.02)
+    assert params["_output_gain_db"] == 0.0
+    assert (blocks - whole).abs().max() < 1e-5 * whole.abs().max()
+
+
+def test_dmc_analyses_windows_of_its_training_length():
+    from automix_lite.inference import estimate_params
+
+    torch.manual_seed(0)
+    model = DMC("basic", **SMALL).eval()
+    model.segment_seconds = 0.25
+    x = tracks(1, 2, seconds=1.0)[0]
+    seen = []
+    estimate = model.estimate
+    model.estimate = lambda t, m: seen.append(t.shape[-1]) or estimate(t, m)
+    with torch.no_grad():
+        p = estimate_params(model, x)
+    assert seen == [int(0.25 * SR)] * 5  # ceil(1.0 / 0.25) + 1 windows of the training length
+    assert p["gain_db"].shape == (1, 2)
