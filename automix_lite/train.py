@@ -123,17 +123,18 @@ def _sha256(data: bytes) -> str:
 
 
 def save_checkpoint(path: str, model: torch.nn.Module, cfg: dict, history: Optional[dict] = None,
-                    metrics: Optional[dict] = None, extra: Optional[dict] = None) -> str:
+                    metrics: Optional[dict] = None, extra: Optional[dict] = None, version: Optional[str] = None) -> str:
     """Write weights (float32, frozen proxy weights left out), config, history and metrics; returns the sha256.
 
     Layout ``{"format", "sha256", "payload"}``; ``payload`` is the serialised dict whose checksum
-    :func:`load_checkpoint` verifies. ``extra`` (e.g. optimiser state for resuming) is stored alongside.
+    :func:`load_checkpoint` verifies. ``extra`` (e.g. optimiser state for resuming) is stored alongside;
+    ``version`` (default :func:`code_version` now) records the code that trained the weights.
     """
     state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
              for k, v in model.state_dict().items() if not k.startswith("console.proxy.")}
     buf = io.BytesIO()
     torch.save({"state_dict": state, "config": cfg, "history": history or {}, "metrics": metrics or {},
-                "code_version": code_version(), "extra": extra or {}}, buf)
+                "code_version": version or code_version(), "extra": extra or {}}, buf)
     payload = buf.getvalue()
     digest = _sha256(payload)
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
@@ -339,7 +340,7 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
                 log(f"step {step:6d}  loss {history['loss'][-1]:.4f}  lr {history['lr'][-1]:.2e}")
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
+            bar.set_postfix(loss=f"{running[-1]:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
         if step % cfg["val_every"] == 0 or step == last_step:
             model.eval()
             with torch.no_grad():

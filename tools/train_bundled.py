@@ -1,12 +1,13 @@
 """Train, evaluate and package the bundled mixing checkpoints (one script for all of them).
 
-    python tools/train_bundled.py                 # train every model in MODELS, then evaluate and package
-    python tools/train_bundled.py --only dmc_basic_songs --skip-train   # re-evaluate an existing run
+    python tools/train_bundled.py                 # train every run in MODELS and COMPARE, evaluate, package
+    python tools/train_bundled.py --skip-train    # evaluate and package the existing runs
 
-For each name: ``automix train configs/NAME.json --out runs/NAME`` (skipped with ``--skip-train``), copy
-``runs/NAME/best.pt`` to ``automix_lite/checkpoints/NAME.pt`` after scoring it on the TEST split (stereo
-loss, gain and pan error; baselines in the same run), write the model card ``NAME.md``, then regenerate
-``automix_lite/checkpoints/registry.json`` and ``benchmarks/MIXING_RESULTS.md`` (included in RESULTS.md).
+Each run is ``automix train configs/RUN.json --out runs/RUN``. Then every run is scored on the TEST split
+(stereo loss, gain and pan error; baselines in the same run), the bundled ones are written to
+``automix_lite/checkpoints/NAME.pt`` (weights of the best validation step, history of the whole run, test
+scores) with a model card ``NAME.md``, and ``automix_lite/checkpoints/registry.json`` and
+``benchmarks/MIXING_RESULTS.md`` (included in RESULTS.md) are regenerated.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-MODELS = {
-    "dmc_basic_songs": "DMC, basic console (gain, pan), songs",
-    "dmc_basic_drums": "DMC, basic console (gain, pan), drums",
-    "dmc_full_songs": "DMC, full DSP console (gain, EQ, compressor, pan, reverb send), songs",
-    "wave_u_net_drums": "Mix-Wave-U-Net, drums",
+MODELS = {  # bundled name -> (training run = configs/RUN.json -> runs/RUN, description)
+    "dmc_basic_songs": ("dmc_basic_songs", "DMC, basic console (gain, pan), songs"),
+    "dmc_basic_drums": ("dmc_basic_drums_param", "DMC, basic console (gain, pan), drums, stereo + parameter loss"),
+    "dmc_full_songs": ("dmc_full_songs", "DMC, full DSP console (gain, EQ, compressor, pan, reverb send), songs"),
+    "wave_u_net_drums": ("wave_u_net_drums", "Mix-Wave-U-Net, drums"),
+}
+COMPARE = {  # runs reported in the table but not bundled: label -> run
+    "dmc_basic_drums, stereo loss only": "dmc_basic_drums",
 }
 SECONDS = 8.0  # evaluation excerpt, as chapter 2.2 in standard mode
 
@@ -41,16 +44,17 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def evaluate_all(names) -> tuple:
+def evaluate_all(runs: dict) -> tuple:
+    """Score the baselines and every run (label -> run folder) on the TEST split of its task."""
     from automix_lite import evaluation, train
 
     rows = []
     for task in ("songs", "drums"):
         mixers = {m: evaluation.baseline_mixer(m) for m in evaluation.MIXERS}
-        for name in names:
-            ck = train.load_checkpoint(os.path.join(ROOT, "runs", name, "best.pt"))
+        for label, run in runs.items():
+            ck = train.load_checkpoint(os.path.join(ROOT, "runs", run, "best.pt"))
             if ck["config"]["task"] == task:
-                mixers[name] = evaluation.model_mixer(ck["model"])
+                mixers[label] = evaluation.model_mixer(ck["model"])
         rows += evaluation.evaluate(mixers, task, "test", SECONDS)
     return rows, evaluation.summarize(rows)
 
@@ -65,10 +69,10 @@ def card(name: str, ck: dict, summary: dict, table: str, digest: str, size: int)
     hw = f"{_cpu_name()}, {h.get('threads')} thread(s)" if hw == "cpu" else hw
     mine = summary.get((task, name), {})
     lines = [
-        f"# Model card: `{name}.pt` ({MODELS[name]})", "",
+        f"# Model card: `{name}.pt` ({MODELS[name][1]})", "",
         "Trained by `tools/train_bundled.py` from `configs/%s.json`; taught in `notebooks/13_training.ipynb` and "
         "used in `notebooks/14_inference.ipynb` (`automix_lite.pretrained.load(%r)`, `automix mix ... --model %s`)."
-        % (name, name, name), "",
+        % (MODELS[name][0], name, name), "",
         "## Model", "",
         f"- `{cfg['model']}` with {json.dumps(cfg['model_args'])}, at most {cfg['max_tracks']} tracks; "
         f"{ck['model'].n_params:,} trainable parameters; file {size / 1e6:.2f} MB (float32).",
@@ -80,9 +84,12 @@ def card(name: str, ck: dict, summary: dict, table: str, digest: str, size: int)
         f"- Target: the `{cfg['engineer']}` engineer's stored mixes (its console uses EQ, compression and reverb too).", "",
         "## Training", "",
         f"- {h['steps_done']} steps of batch {cfg['batch_size']}, {cfg['optimizer']} lr {cfg['lr']:g} with "
-        f"{cfg['warmup_steps']} warm-up steps and {cfg['schedule']} decay, loss: stereo MR-STFT (sum and difference).",
+        f"{cfg['warmup_steps']} warm-up steps and {cfg['schedule']} decay, loss: stereo MR-STFT (sum and difference)"
+        + (f" + {cfg['param_weight']:g} x L1 of the normalised gain and pan against the engineer's (parameter loss)."
+           if cfg.get("param_weight") else "."),
         f"- Wall time {h['wall_seconds'] / 60:.1f} min on {hw} ({h['steps_per_second']:.2f} steps/s); best "
-        f"validation loss {h['best_val']:.3f}; this file is the best validation checkpoint.",
+        f"validation loss {h['best_val']:.3f} at step {h['best_step']}: this file holds the weights of that step "
+        "and the history of the whole run.",
         "- The GPU-size configuration (`configs/dmc_basic_songs_gpu.json` for the DMC) has not been run.", "",
         f"## Held-out results (TEST split, first {SECONDS:g} s of each song, mean ± 95 % CI over songs)", "",
         table, "",
@@ -99,26 +106,33 @@ def card(name: str, ck: dict, summary: dict, table: str, digest: str, size: int)
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--skip-train", action="store_true")
     args = parser.parse_args(argv)
     from automix_lite import evaluation, pretrained, train
 
-    for name in args.only:
-        if not args.skip_train:
-            train.train(os.path.join(ROOT, "configs", f"{name}.json"), out=os.path.join(ROOT, "runs", name), progress=False)
-    ready = [n for n in MODELS if os.path.isfile(os.path.join(ROOT, "runs", n, "best.pt"))]
-    rows, summary = evaluate_all(ready)
+    runs = {**{name: run for name, (run, _) in MODELS.items()}, **COMPARE}
+    if not args.skip_train:
+        for run in dict.fromkeys(runs.values()):
+            train.train(os.path.join(ROOT, "configs", f"{run}.json"), out=os.path.join(ROOT, "runs", run), progress=False)
+    runs = {label: run for label, run in runs.items() if os.path.isfile(os.path.join(ROOT, "runs", run, "best.pt"))}
+    ready = [n for n in MODELS if n in runs]
+    rows, summary = evaluate_all(runs)
     for task in ("songs", "drums"):
         print(evaluation.markdown_table({k: v for k, v in summary.items() if k[0] == task}, (task,)))
     dest = os.path.join(ROOT, "automix_lite", "checkpoints")
-    for name in ready:
-        ck = train.load_checkpoint(os.path.join(ROOT, "runs", name, "best.pt"))
-        target = os.path.join(dest, f"{name}.pt")
-        shutil.copyfile(os.path.join(ROOT, "runs", name, "best.pt"), target)
-        from automix_lite.data.bundled import file_sha256
+    from automix_lite.data.bundled import file_sha256
 
+    for name in ready:
+        # the weights of the best validation step, with the history of the whole run and the test scores
+        ck = train.load_checkpoint(os.path.join(ROOT, "runs", runs[name], "best.pt"))
+        history = train.load_checkpoint(os.path.join(ROOT, "runs", runs[name], "last.pt"))["history"]
+        history["best_step"] = ck["history"]["val_step"][-1]
         task = ck["config"]["task"]
+        test = {m: v for (t, m), v in summary.items() if t == task}
+        ck["history"] = history
+        target = os.path.join(dest, f"{name}.pt")
+        train.save_checkpoint(target, ck["model"], ck["config"], history, {"test": test, "seconds": SECONDS},
+                              version=ck["code_version"])
         table = evaluation.markdown_table({k: v for k, v in summary.items() if k[0] == task}, (task,))
         with open(os.path.join(dest, f"{name}.md"), "w") as f:
             f.write(card(name, ck, summary, table, file_sha256(target), os.path.getsize(target)))
