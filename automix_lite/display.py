@@ -100,6 +100,19 @@ def play_table(clips: Mapping[str, object], sample_rate: int, max_seconds: float
     display(HTML(table_html(clips, sample_rate, max_seconds, display_rate, notes)))
 
 
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """PNG bytes of a matplotlib figure, which is then closed: for a ``widgets.Image`` that a widget callback
+    updates (a callback that draws into the cell's output can stall notebook execution in nbclient)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def peak_db(audio) -> float:
     """Peak level in dBFS."""
     a = _to_numpy(audio)

@@ -22,15 +22,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 MODELS = {  # bundled name -> (training run = configs/RUN.json -> runs/RUN, description)
-    "dmc_basic_songs": ("dmc_basic_songs", "DMC, basic console (gain, pan), songs"),
-    "dmc_basic_drums": ("dmc_basic_drums_param", "DMC, basic console (gain, pan), drums, stereo + parameter loss"),
+    "dmc_basic_songs": ("dmc_basic_songs_param", "DMC, basic console (gain, pan), songs, stereo + parameter loss"),
+    "dmc_basic_drums": ("dmc_basic_drums", "DMC, basic console (gain, pan), drums"),
     "dmc_full_songs": ("dmc_full_songs", "DMC, full DSP console (gain, EQ, compressor, pan, reverb send), songs"),
     "wave_u_net_drums": ("wave_u_net_drums", "Mix-Wave-U-Net, drums"),
 }
 COMPARE = {  # runs reported in the table but not bundled: label -> run
-    "dmc_basic_drums, stereo loss only": "dmc_basic_drums",
+    "dmc_basic_drums + parameter loss": "dmc_basic_drums_param",
+    "dmc_basic_songs, stereo loss only": "dmc_basic_songs",
 }
 SECONDS = 8.0  # evaluation excerpt, as chapter 2.2 in standard mode
+NOTES = """Reading the misses. The knowledge-based mixer is given every track's role (it knows which microphone is the
+left overhead) and uses a full console (EQ, compression, reverb); DMC-basic hears mono audio only and sets gains
+and pans. On drums it puts both overheads near the centre (it cannot tell the left overhead from the right one
+from their mono signals) and places the hi-hat on the audience's side, which is most of its pan error; even the
+knowledge mixer restricted to gain and pan is closer (2.10). A parameter loss (rows "+ parameter loss") did not
+change that for drums; for songs it lowered the pan error from 0.091 to 0.065 at the same stereo loss, and is the
+bundled songs model. What would close the drums gap: telling the model the track names (as the knowledge mixer
+is told), pretraining the encoder on role classification (chapter 3.2), and the longer GPU training of
+`configs/dmc_basic_songs_gpu.json` adapted to drums; none of these was run here. DMC-full, whose console can
+reproduce the engineer's EQ, compression and reverb, reaches 1.28 on songs after 300 CPU steps.
+"""
 
 
 def _cpu_name() -> str:
@@ -66,7 +78,8 @@ def card(name: str, ck: dict, summary: dict, table: str, digest: str, size: int)
 
     n_train, n_val, n_test = (len(data.songs(task, s)) for s in ("train", "val", "test"))
     hw = h.get("device_name", "cpu")
-    hw = f"{_cpu_name()}, {h.get('threads')} thread(s)" if hw == "cpu" else hw
+    hw = (f"{_cpu_name()}, {cfg['threads'] or 'all'} thread(s), shared with other training runs" if hw == "cpu"
+          else hw)
     mine = summary.get((task, name), {})
     lines = [
         f"# Model card: `{name}.pt` ({MODELS[name][1]})", "",
@@ -102,6 +115,26 @@ def card(name: str, ck: dict, summary: dict, table: str, digest: str, size: int)
                   f"Stereo loss {mine['stereo'][0]:.2f}" + (f", gain error {mine['gain_db'][0]:.2f} dB, pan error "
                                                            f"{mine['pan'][0]:.3f}" if "gain_db" in mine else "") + ".", ""]
     return "\n".join(lines)
+
+
+def target_lines(summary: dict) -> list:
+    """The issue's targets for DMC-basic, checked against the measured means (one line each)."""
+    out = []
+    for task in ("songs", "drums"):
+        m = summary.get((task, f"dmc_basic_{task}"))
+        if not m:
+            continue
+        s = m["stereo"][0]
+        for base in ("mono", "random", "knowledge"):
+            b = summary[(task, base)]["stereo"][0]
+            need = 0.7 * b if base != "knowledge" else b
+            ok = s < need
+            what = f"at least 30 % below {base} ({b:.2f} -> below {need:.2f})" if base != "knowledge" else f"below knowledge ({b:.2f})"
+            out.append(f"- {task}: stereo loss {s:.2f} {what}: {'met' if ok else '**missed**'} "
+                       + (f"({100 * (1 - s / b):.0f} % below {base})" if s < b else f"({100 * (s / b - 1):.0f} % above {base})"))
+        out.append(f"- {task}: gain error {m['gain_db'][0]:.2f} dB within 2 dB: {'met' if m['gain_db'][0] <= 2 else '**missed**'}")
+        out.append(f"- {task}: pan error {m['pan'][0]:.3f} within 0.1: {'met' if m['pan'][0] <= 0.1 else '**missed**'}")
+    return out
 
 
 def main(argv=None) -> None:
@@ -142,7 +175,8 @@ def main(argv=None) -> None:
         f.write(f"TEST split of the bundled set, first {SECONDS:g} s of each song (7 songs, 4 drum passages), "
                 "against the natural engineer's mix; mean ± 95 % confidence interval over songs (Student t). "
                 f"Bundled checkpoints (model cards in `automix_lite/checkpoints/`), trained on {_cpu_name()}.\n\n")
-        f.write(evaluation.markdown_table(summary) + "\n")
+        f.write(evaluation.markdown_table(summary) + "\n\nTargets for DMC-basic (issue 5), checked on the means above:\n\n")
+        f.write("\n".join(target_lines(summary)) + "\n\n" + NOTES)
     with open(os.path.join(ROOT, "runs", "evaluation_rows.json"), "w") as f:
         json.dump(rows, f, indent=1)
 
