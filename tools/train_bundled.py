@@ -101,8 +101,8 @@ def card(name: str, ck: dict, summary: dict, table: str, digest: str, size: int)
         + (f" + {cfg['param_weight']:g} x L1 of the normalised gain and pan against the engineer's (parameter loss)."
            if cfg.get("param_weight") else "."),
         f"- Wall time {h['wall_seconds'] / 60:.1f} min on {hw} ({h['steps_per_second']:.2f} steps/s); best "
-        f"validation loss {h['best_val']:.3f} at step {h['best_step']}: this file holds the weights of that step "
-        "and the history of the whole run.",
+        f"validation loss {h['best_val']:.3f}" + (" (stereo + parameter loss)" if cfg.get("param_weight") else "")
+        + f" at step {h['best_step']}: this file holds the weights of that step and the history of the whole run.",
         "- The GPU-size configuration (`configs/dmc_basic_songs_gpu.json` for the DMC) has not been run.", "",
         f"## Held-out results (TEST split, first {SECONDS:g} s of each song, mean ± 95 % CI over songs)", "",
         table, "",
