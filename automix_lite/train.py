@@ -21,8 +21,6 @@ key; ``configs/*.json`` are the recorded ones). Run one with ``automix train CON
 from __future__ import annotations
 
 import copy
-import hashlib
-import io
 import json
 import math
 import os
@@ -32,7 +30,7 @@ from typing import Optional
 
 import torch
 
-from . import __version__
+from . import __version__, _checkpoint
 from .losses import StereoLoss
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "build_model", "train", "save_checkpoint", "load_checkpoint",
@@ -118,30 +116,18 @@ def code_version() -> str:
     return f"{__version__}+git.{commit}{'-dirty' if dirty else ''}" if commit else __version__
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def save_checkpoint(path: str, model: torch.nn.Module, cfg: dict, history: Optional[dict] = None,
                     metrics: Optional[dict] = None, extra: Optional[dict] = None, version: Optional[str] = None) -> str:
     """Write weights (float32, frozen proxy weights left out), config, history and metrics; returns the sha256.
 
-    Layout ``{"format", "sha256", "payload"}``; ``payload`` is the serialised dict whose checksum
-    :func:`load_checkpoint` verifies. ``extra`` (e.g. optimiser state for resuming) is stored alongside;
-    ``version`` (default :func:`code_version` now) records the code that trained the weights.
+    A checksummed file (``automix_lite._checkpoint``) that :func:`load_checkpoint` verifies. ``extra`` (e.g.
+    optimiser state for resuming) is stored alongside; ``version`` (default :func:`code_version` now) records
+    the code that trained the weights.
     """
-    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
-             for k, v in model.state_dict().items() if not k.startswith("console.proxy.")}
-    buf = io.BytesIO()
-    torch.save({"state_dict": state, "config": cfg, "history": history or {}, "metrics": metrics or {},
-                "code_version": version or code_version(), "extra": extra or {}}, buf)
-    payload = buf.getvalue()
-    digest = _sha256(payload)
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save({"format": CHECKPOINT_FORMAT, "sha256": digest, "payload": payload}, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint behind
-    return digest
+    payload = {"state_dict": _checkpoint.float32_state(model, skip="console.proxy."), "config": cfg,
+               "history": history or {}, "metrics": metrics or {}, "code_version": version or code_version(),
+               "extra": extra or {}}
+    return _checkpoint.write(path, payload, CHECKPOINT_FORMAT)
 
 
 def load_checkpoint(path: str, device: str = "cpu") -> dict:
@@ -149,17 +135,7 @@ def load_checkpoint(path: str, device: str = "cpu") -> dict:
 
     Returns ``{"model" (in eval mode), "config", "history", "metrics", "code_version", "extra", "sha256"}``.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}.")
-    try:
-        outer = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file
-        raise ValueError(f"{path} is not a readable automix-lite checkpoint ({err}).") from None
-    if not isinstance(outer, dict) or outer.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an automix-lite model checkpoint (format {CHECKPOINT_FORMAT!r} expected).")
-    if _sha256(outer["payload"]) != outer["sha256"]:
-        raise ValueError(f"checksum mismatch in {path}: the file is corrupt or was modified; retrain or restore it.")
-    data = torch.load(io.BytesIO(outer["payload"]), map_location="cpu", weights_only=True)
+    data, digest = _checkpoint.read(path, CHECKPOINT_FORMAT, "automix-lite model checkpoint")
     cfg = load_config(data["config"])
     model = build_model(cfg)
     missing, unexpected = model.load_state_dict(data["state_dict"], strict=False)
@@ -169,7 +145,7 @@ def load_checkpoint(path: str, device: str = "cpu") -> dict:
                          f"unexpected {unexpected[:3]}).")
     model.to(device).eval()
     return {"model": model, "config": cfg, "history": data["history"], "metrics": data["metrics"],
-            "code_version": data["code_version"], "extra": data["extra"], "sha256": outer["sha256"]}
+            "code_version": data["code_version"], "extra": data["extra"], "sha256": digest}
 
 
 def _device(name: str) -> torch.device:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,11 +19,10 @@ sys.path.insert(0, ROOT)
 
 
 def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from harness import cpu_model
+
+    return cpu_model()
 
 
 def main() -> None:

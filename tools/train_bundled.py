@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,14 +45,10 @@ reproduce the engineer's EQ, compression and reverb, reaches 1.28 on songs after
 
 
 def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from harness import cpu_model
+
+    return cpu_model()
 
 
 def evaluate_all(runs: dict) -> tuple:

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
-import io
 import json
 import math
 import os
@@ -42,6 +40,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from .. import _checkpoint
 from .._checks import check_audio, check_sample_rate
 from ..dsp import compressor, parametric_eq, reverb
 from ..losses import MRSTFTLoss, esr, l1
@@ -259,27 +258,15 @@ def build_model(config: dict) -> TCN:
     return TCN.preset(config["preset"], cond_dim=N_PARAMS, direct=bool(config.get("direct", False)), **overrides)
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def save_checkpoint(path: str, model: TCN, config: dict, metrics: Optional[dict] = None,
                     history: Optional[dict] = None) -> str:
-    """Write model weights, config, metrics and history to ``path``; returns the payload's sha256.
+    """Write model weights (float32), config, metrics and history to ``path``; returns the payload's sha256.
 
-    File layout: ``{"format", "sha256", "payload"}`` where ``payload`` is the serialised dict and
-    ``sha256`` its checksum (verified by ``load_checkpoint``). Weights are stored in float32.
+    A checksummed file (``automix_lite._checkpoint``), verified by ``load_checkpoint``.
     """
-    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
-             for k, v in model.state_dict().items()}
-    buf = io.BytesIO()
-    torch.save({"state_dict": state, "config": config, "metrics": metrics or {}, "history": history or {},
-                "names": list(NAMES)}, buf)
-    payload = buf.getvalue()
-    digest = _sha256(payload)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    torch.save({"format": CHECKPOINT_FORMAT, "sha256": digest, "payload": payload}, path)
-    return digest
+    payload = {"state_dict": _checkpoint.float32_state(model), "config": config, "metrics": metrics or {},
+               "history": history or {}, "names": list(NAMES)}
+    return _checkpoint.write(path, payload, CHECKPOINT_FORMAT)
 
 
 def load_checkpoint(path: str = BUNDLED_CHECKPOINT) -> dict:
@@ -288,19 +275,8 @@ def load_checkpoint(path: str = BUNDLED_CHECKPOINT) -> dict:
     Returns ``{"model" (TCN in eval mode), "config", "metrics", "history"}``; a modified or truncated
     file raises a ``ValueError`` saying so.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}; train one with "
-                                "`python -m automix_lite.models.proxy train configs/proxy_cpu.json --out DIR`.")
-    try:
-        outer = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file
-        raise ValueError(f"{path} is not a readable proxy checkpoint ({err}); it is damaged or of another kind.") from None
-    if not isinstance(outer, dict) or outer.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a proxy checkpoint (format {CHECKPOINT_FORMAT!r} expected).")
-    if _sha256(outer["payload"]) != outer["sha256"]:
-        raise ValueError(f"checksum mismatch in {path}: the stored sha256 {outer['sha256'][:12]}... does not match "
-                         "its contents; the file is corrupt or was modified. Re-download or retrain it.")
-    data = torch.load(io.BytesIO(outer["payload"]), map_location="cpu", weights_only=True)
+    data, _ = _checkpoint.read(path, CHECKPOINT_FORMAT, "proxy checkpoint",
+                               "train one with `python -m automix_lite.models.proxy train configs/proxy_cpu.json --out DIR`")
     if list(data["names"]) != list(NAMES):
         raise ValueError(f"{path} was trained with the parameters {data['names']}, not proxy.NAMES.")
     model = build_model(data["config"])
