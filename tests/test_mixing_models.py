@@ -236,3 +236,18 @@ def test_dmc_analyses_windows_of_its_training_length():
         p = estimate_params(model, x)
     assert seen == [int(0.25 * SR)] * 5  # ceil(1.0 / 0.25) + 1 windows of the training length
     assert p["gain_db"].shape == (1, 2)
+
+
+def test_encoder_pretraining_by_role_classification():
+    from automix_lite.models.dmc import TrackEncoder
+
+    torch.manual_seed(0)
+    enc = TrackEncoder(SR, dim=8, widths=(4, 8))
+    before = [p.detach().clone() for p in enc.parameters()]
+    report = train.pretrain_encoder(enc, "drums", steps=3, batch_size=4, seconds=0.25, val_crops=16)
+    assert report["roles"] == sorted(["kick", "snare", "hihat", "tom_1", "tom_2", "tom_3", "overhead_l", "overhead_r"])
+    assert len(report["loss"]) == 3 and 0.0 <= report["val_accuracy"] <= 1.0 and 0.0 < report["chance"] <= 1.0
+    assert any(not torch.equal(a, b) for a, b in zip(before, enc.parameters()))
+    with pytest.raises(ValueError, match="Mix-Wave-U-Net has none"):
+        train.train({"model": "wave_u_net", "model_args": {"depth": 2, "channels": 4, "growth": 4},
+                     "encoder_pretrain_steps": 2, "steps": 1}, progress=False, log=lambda *_: None)
