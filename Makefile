@@ -10,6 +10,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-from-lock
 AUTOMIX_MODE ?= standard
 JB_ARGS := --config book/_config.yml --toc book/_toc.yml
+# torch's OpenMP threads busy-wait by default, which on a 2-core machine leaves little CPU to anything else; under
+# such load we saw widget cells wait for their whole timeout (jupyter/nbclient#312). The book and the tests use
+# passive waiting; set OMP_WAIT_POLICY yourself to override.
+PASSIVE := OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE}
 
 .PHONY: all setup book test bench data lock clean
 
@@ -31,12 +35,12 @@ book: setup
 	@# the execution cache is keyed on notebook source only: clear it when the run mode changes
 	@if [ "$$(cat _build/.automix-mode 2>/dev/null)" != "$(AUTOMIX_MODE)" ]; then \
 		rm -rf _build/.jupyter_cache _build/.doctrees _build/html _build/jupyter_execute; fi
-	AUTOMIX_MODE=$(AUTOMIX_MODE) $(BIN)/jupyter-book build . $(JB_ARGS) --warningiserror --keep-going
+	AUTOMIX_MODE=$(AUTOMIX_MODE) $(PASSIVE) $(BIN)/jupyter-book build . $(JB_ARGS) --warningiserror --keep-going
 	@echo "$(AUTOMIX_MODE)" > _build/.automix-mode
 	@echo "Open _build/html/index.html"
 
 test: setup
-	AUTOMIX_MODE=fast $(BIN)/python -m pytest
+	AUTOMIX_MODE=fast $(PASSIVE) $(BIN)/python -m pytest
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
