@@ -15,6 +15,39 @@ import torch
 Number = float | int
 
 
+def check_multitrack(tracks: torch.Tensor, max_tracks: int, mask=None, who: str = "this model"):
+    """Check mono stems ``tracks (batch, tracks, samples)`` for a model of at most ``max_tracks`` tracks and its
+    optional ``mask (batch, tracks)``; returns the mask as bool on the tracks' device (``None`` if not given)."""
+    if not isinstance(tracks, torch.Tensor) or tracks.ndim != 3:
+        got = tuple(tracks.shape) if isinstance(tracks, torch.Tensor) else type(tracks).__name__
+        raise ValueError(f"tracks must be (batch, tracks, samples) mono stems; got {got}.")
+    check_audio(tracks, "tracks")
+    b, n, _ = tracks.shape
+    if n > max_tracks:
+        raise ValueError(f"got {n} tracks but {who} takes at most {max_tracks}.")
+    if mask is None:
+        return None
+    if tuple(mask.shape) != (b, n):
+        raise ValueError(f"mask must be (batch, tracks) = ({b}, {n}); got {tuple(mask.shape)}.")
+    return mask.to(device=tracks.device, dtype=torch.bool)
+
+
+def read_json(path, hint: str = ""):
+    """The object in the JSON file ``path``; a missing file raises ``FileNotFoundError`` and a file that is not
+    valid JSON a ``ValueError``, both naming the file (``hint`` says how to fix it)."""
+    import json
+    import os
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no file at {path!r}{'; ' + hint if hint else ''}.")
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path!r} is not valid JSON ({err}){'; ' + hint if hint else ''}.") from None
+
+
 def check_audio(
     x: torch.Tensor,
     name: str = "x",

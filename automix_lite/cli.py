@@ -141,9 +141,11 @@ def _render(args) -> int:
     for stem in _check_outputs(args.stems, [("--out", args.out)], args.overwrite):
         if _same(args.params, stem):
             raise ValueError(f"--params {args.params} is one of the stems.")
-    params, names = inference.params_from_json(args.params)
-    with open(args.params) as f:
-        sr = int(json.load(f).get("sample_rate", 44100))
+    from ._checks import read_json
+
+    obj = read_json(args.params)
+    params, names = inference.params_from_json(obj)
+    sr = int(obj.get("sample_rate", 44100)) if isinstance(obj, dict) else 44100
     tracks, found = inference.read_stems(args.stems, sample_rate=sr, pad=args.pad)
     if found != names:
         raise ValueError(f"{args.params} describes the tracks {names} but {args.stems} holds {found}; "

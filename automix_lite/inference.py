@@ -21,6 +21,8 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from ._checks import read_json
+
 __all__ = ["AUDIO_EXTENSIONS", "SILENCE_DB", "CEILING_DB", "PARAMS_FORMAT", "stem_files", "read_stems",
            "active_mask", "estimate_params", "mix_stems", "limit_peak", "params_table", "params_to_json",
            "params_from_json", "render_params", "console_kind"]
@@ -440,17 +442,8 @@ def params_from_json(obj) -> tuple:
     """Inverse of :func:`params_to_json`: ``(params, names)``, params as batch-1 tensors (track ``(1, N)``,
     peaks ``(1, N, P)``, bus ``(1,)``). ``obj``: the dict, or the path of a JSON file. Missing parameters stay
     missing (:func:`render_params` fills them with neutral values)."""
-    import json
-
     if isinstance(obj, (str, os.PathLike)):
-        path = os.fspath(obj)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no parameter file at {path!r}.")
-        with open(path) as f:
-            try:
-                obj = json.load(f)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path!r} is not valid JSON ({err}).") from None
+        obj = read_json(obj, "write one with `automix mix ... --params-out PARAMS.json`")
     if not isinstance(obj, dict) or not isinstance(obj.get("tracks"), list) or not obj["tracks"]:
         raise ValueError('mix parameters must be a JSON object with a non-empty "tracks" list, as written by '
                          "`automix mix --params-out`.")

@@ -28,6 +28,7 @@ import json
 import os
 from typing import Optional
 
+from ._checks import read_json
 from .data.bundled import file_sha256
 
 __all__ = ["CHECKPOINT_DIR", "REGISTRY", "REGISTRY_FILE", "available", "load", "load_checkpoint", "card",
@@ -68,12 +69,7 @@ def read_registry(folder: Optional[str] = None) -> dict:
     path = os.path.join(_folder(folder), REGISTRY_FILE)
     if not os.path.isfile(path):
         return {}
-    with open(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); regenerate it with "
-                             "automix_lite.pretrained.write_registry().") from None
+    data = read_json(path, "regenerate it with automix_lite.pretrained.write_registry()")
     if not isinstance(data, dict) or data.get("format") != REGISTRY_FORMAT:
         raise ValueError(f"{path} is not a checkpoint registry (format {REGISTRY_FORMAT!r} expected); regenerate it "
                          "with automix_lite.pretrained.write_registry().")

@@ -31,6 +31,7 @@ from typing import Optional
 import torch
 
 from . import __version__, _checkpoint
+from ._checks import read_json
 from .losses import StereoLoss
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "build_model", "train", "save_checkpoint", "load_checkpoint",
@@ -72,13 +73,7 @@ def load_config(path_or_dict) -> dict:
     if isinstance(path_or_dict, dict):
         given = dict(path_or_dict)
     else:
-        if not os.path.isfile(path_or_dict):
-            raise FileNotFoundError(f"no config file at {path_or_dict}; see configs/ for examples.")
-        with open(path_or_dict) as f:
-            try:
-                given = json.load(f)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path_or_dict} is not valid JSON: {err}") from None
+        given = read_json(path_or_dict, "see configs/ for examples")
     unknown = sorted(set(given) - set(DEFAULT_CONFIG) - {"comment"})
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown}; the keys are {sorted(DEFAULT_CONFIG)}.")

@@ -32,20 +32,39 @@ COMPARE = {  # runs reported in the table but not bundled: label -> run
     "dmc_basic_songs, stereo loss only": "dmc_basic_songs",
 }
 SECONDS = 8.0  # evaluation excerpt, as chapter 2.2 in standard mode
-NOTES = """Reading the misses. The knowledge-based mixer is given every track's role (it knows which microphone is the
+
+
+def notes(summary: dict) -> str:
+    """The reading of the table below the targets; every number is taken from the runs and the summary."""
+    from automix_lite import train
+
+    def stereo(task, mixer, key="stereo"):
+        return summary[(task, mixer)][key][0]
+
+    def val_at(run, step):
+        h = train.load_checkpoint(os.path.join(ROOT, "runs", run, "last.pt"))["history"]
+        return dict(zip(h["val_step"], h["val_loss"]))[step], h
+
+    (scratch100, _), (pre100, h) = val_at("dmc_basic_drums", 100), val_at("dmc_basic_drums_pretrained", 100)
+    (scratch200, _), (pre200, _) = val_at("dmc_basic_drums", 200), val_at("dmc_basic_drums_pretrained", 200)
+    enc = h["encoder_pretrain"]
+    full = train.load_checkpoint(os.path.join(ROOT, "runs", "dmc_full_songs", "last.pt"))["history"]["steps_done"]
+    return f"""Reading the misses. The knowledge-based mixer is given every track's role (it knows which microphone is the
 left overhead) and uses a full console (EQ, compression, reverb); DMC-basic hears mono audio only and sets gains
 and pans. On drums it puts both overheads near the centre (it cannot tell the left overhead from the right one
 from their mono signals) and places the hi-hat on the audience's side, which is most of its pan error; even the
-knowledge mixer restricted to gain and pan is closer (2.10). A parameter loss (rows "+ parameter loss") did not
-change that for drums; for songs it lowered the pan error from 0.091 to 0.065 at the same stereo loss, and is the
-bundled songs model. Pretraining the encoder on role classification first (row "+ pretrained encoder", 300 steps,
-71 % VAL role accuracy against 15 % for the most common role) sped up the start (validation loss 2.90 against 3.99
-after 100 steps, level by step 200), put the hi-hat on the engineer's side and ended at a similar stereo loss, but the overheads stayed
-near the centre and the gain error rose above 2 dB, so it is not bundled. One seed per variant: differences
-inside the confidence intervals are not evidence. What would close the drums gap: telling the model the track
-names (as the knowledge mixer is told), an encoder that compares the overheads with the close microphones, and the
-longer GPU training of `configs/dmc_basic_songs_gpu.json` adapted to drums; none of these was run here. DMC-full, whose console can
-reproduce the engineer's EQ, compression and reverb, reaches 1.28 on songs after 300 CPU steps.
+knowledge mixer restricted to gain and pan is closer ({stereo("drums", "knowledge (gain, pan)"):.2f}). A parameter
+loss (rows "+ parameter loss") did not change that for drums; for songs it took the pan error from
+{stereo("songs", "dmc_basic_songs, stereo loss only", "pan"):.3f} to {stereo("songs", "dmc_basic_songs", "pan"):.3f} at a
+similar stereo loss, and is the bundled songs model. Pretraining the encoder on role classification first (row
+"+ pretrained encoder", {enc["val_accuracy"]:.0%} VAL role accuracy against {enc["chance"]:.0%} for the most common
+role) sped up the start (validation loss {pre100:.2f} against {scratch100:.2f} after 100 steps, {pre200:.2f} and
+{scratch200:.2f} after 200) and put the hi-hat on the engineer's side, but the overheads stayed near the centre, so it
+is not bundled. One seed per variant: differences inside the confidence intervals are not evidence. What would
+close the drums gap: telling the model the track names (as the knowledge mixer is told), an encoder that compares
+the overheads with the close microphones, and the longer GPU training of `configs/dmc_basic_songs_gpu.json` adapted
+to drums; none of these was run here. DMC-full, whose console can reproduce the engineer's EQ, compression and
+reverb, reaches {stereo("songs", "dmc_full_songs"):.2f} on songs after {full} CPU steps.
 """
 
 
@@ -176,7 +195,7 @@ def main(argv=None) -> None:
                 "against the natural engineer's mix; mean ± 95 % confidence interval over songs (Student t). "
                 f"Bundled checkpoints (model cards in `automix_lite/checkpoints/`), trained on {_cpu_name()}.\n\n")
         f.write(evaluation.markdown_table(summary) + "\n\nTargets for DMC-basic (issue 5), checked on the means above:\n\n")
-        f.write("\n".join(target_lines(summary)) + "\n\n" + NOTES)
+        f.write("\n".join(target_lines(summary)) + "\n\n" + notes(summary))
     with open(os.path.join(ROOT, "runs", "evaluation_rows.json"), "w") as f:
         json.dump(rows, f, indent=1)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import os
 from typing import Optional
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._checks import read_json
 from ..audio import resample
 from ..dsp.console import BUS_NAMES, SPEC_BY_NAME, STRIP_NAMES, default_params, mix, pack_params, params_to_normalized
 from .engineer import engineer_mix, params_from_json
@@ -59,11 +59,7 @@ def data_dir(root=None) -> str:
 @functools.lru_cache(maxsize=4)
 def _read_manifest(root: str) -> dict:
     path = os.path.join(root, "manifest.json")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); restore it with `git checkout data/manifest.json`.") from None
+    data = read_json(path, "restore it with `git checkout data/manifest.json`")
     if not isinstance(data, dict) or not isinstance(data.get("songs"), list):
         raise ValueError(f"{path} has no list of songs; restore it with `git checkout data/manifest.json`.")
     for i, s in enumerate(data["songs"]):
@@ -176,11 +172,7 @@ def mix_params(song_id: str, engineer: str, root=None, dtype=torch.float32) -> d
     path = os.path.join(root, rel)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"song {song_id!r}: manifest entry {rel!r} points to no file ({path}).")
-    with open(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}).") from None
+    data = read_json(path)
     params = params_from_json(data, dtype)
     if params["gain_db"].shape[1] != len(entry["tracks"]):
         raise ValueError(f"{path} has parameters for {params['gain_db'].shape[1]} tracks but song {song_id!r} "

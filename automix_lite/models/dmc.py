@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_audio, check_sample_rate
+from .._checks import check_multitrack, check_sample_rate
 from ..dsp.console import (BUS_NAMES, DEFAULT_N_PEAKS, DEFAULT_PAN_LAW, SPEC_BY_NAME, mix, param_names,
                            params_from_normalized, peak_cutoff_defaults, unpack_params)
 from ..dsp.panning import db_to_gain, pan_gains
@@ -283,17 +283,9 @@ class DMC(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def _check(self, tracks: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-        if tracks.ndim != 3:
-            raise ValueError(f"tracks must be (batch, tracks, samples) mono stems; got shape {tuple(tracks.shape)}.")
-        check_audio(tracks, "tracks")
-        b, n, _ = tracks.shape
-        if n > self.max_tracks:
-            raise ValueError(f"got {n} tracks but this model takes at most {self.max_tracks}.")
+        mask = check_multitrack(tracks, self.max_tracks, mask)
         if mask is None:
-            return torch.ones(b, n, dtype=torch.bool, device=tracks.device)
-        if tuple(mask.shape) != (b, n):
-            raise ValueError(f"mask must be (batch, tracks) = ({b}, {n}); got {tuple(mask.shape)}.")
-        mask = mask.to(device=tracks.device, dtype=torch.bool)
+            return torch.ones(tracks.shape[:2], dtype=torch.bool, device=tracks.device)
         if not bool(mask.any(1).all()):
             raise ValueError("every item needs at least one real (unmasked) track.")
         return mask

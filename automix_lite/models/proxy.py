@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .. import _checkpoint
-from .._checks import check_audio, check_sample_rate
+from .._checks import check_audio, check_sample_rate, read_json
 from ..dsp import compressor, parametric_eq, reverb
 from ..losses import MRSTFTLoss, esr, l1
 from .tcn import TCN, center_crop
@@ -244,8 +244,7 @@ def load_config(path_or_dict) -> dict:
     if isinstance(path_or_dict, dict):
         given = path_or_dict
     else:
-        with open(path_or_dict) as f:
-            given = json.load(f)
+        given = read_json(path_or_dict, "see configs/proxy_cpu.json for an example")
     unknown = sorted(set(given) - set(DEFAULT_CONFIG) - {"comment"})
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown}; the keys are {sorted(DEFAULT_CONFIG)}.")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_audio
+from .._checks import check_multitrack
 
 __all__ = ["MixWaveUNet"]
 
@@ -64,15 +64,9 @@ class MixWaveUNet(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def forward(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if tracks.ndim != 3:
-            raise ValueError(f"tracks must be (batch, tracks, samples) mono stems; got shape {tuple(tracks.shape)}.")
-        check_audio(tracks, "tracks")
-        b, n, t = tracks.shape
-        if n > self.n_tracks:
-            raise ValueError(f"got {n} tracks but this Mix-Wave-U-Net takes at most {self.n_tracks}.")
+        mask = check_multitrack(tracks, self.n_tracks, mask, "this Mix-Wave-U-Net")
+        n, t = tracks.shape[1:]
         if mask is not None:
-            if tuple(mask.shape) != (b, n):
-                raise ValueError(f"mask must be (batch, tracks) = ({b}, {n}); got {tuple(mask.shape)}.")
             tracks = tracks * mask.to(tracks.dtype).unsqueeze(-1)
         step = 2 ** self.depth
         x = F.pad(tracks, (0, (-t) % step, 0, self.n_tracks - n))
