@@ -25,7 +25,10 @@ Consoles (``console=``, ``backend=``):
   with the frozen channel-chain TCN of chapter 2.4 (``models.proxy``); the proxy's 22 parameters plus
   gain and pan per track, no bus.
 
-The log-mel front end is computed with torch alone (:func:`mel_filterbank`, HTK mel scale).
+The log-mel front end is computed with torch alone (:func:`mel_filterbank`, HTK mel scale). Smaller than the
+thesis' model (an AudioSet-pretrained VGGish encoder and a post-processor of three 2048-unit layers, sec. 5.2.1):
+a four-block CNN trained from scratch (or pretrained on role classification, ``train.pretrain_encoder``) and
+two hidden layers of ``hidden`` units, so that it trains on a CPU.
 """
 
 from __future__ import annotations
