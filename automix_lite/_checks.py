@@ -2,12 +2,17 @@
 
 All effects take audio shaped ``(batch, channels, samples)`` and parameters as Python floats or
 tensors of shape ``(batch,)`` in real units. These helpers validate both and turn parameters into
-tensors on the audio's device and dtype.
+tensors on the audio's device and dtype. :func:`check_output` and :func:`atomic_outputs` are the one way
+the package writes files: checked before the work, written to a temporary file and renamed into place.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
+import os
+import secrets
 from typing import Optional
 
 import torch
@@ -53,10 +58,12 @@ def check_audio(
     name: str = "x",
     channels: Optional[int] = None,
     finite: bool = True,
+    full_precision: str = "",
 ) -> torch.Tensor:
     """Check that ``x`` is a floating tensor ``(batch, channels, samples)`` with finite samples.
 
-    ``channels`` (1 for mono, 2 for stereo) is enforced when given. Returns ``x`` unchanged.
+    ``channels`` (1 for mono, 2 for stereo) is enforced when given; ``full_precision`` (the name of the
+    code that needs it, e.g. ``"the reverb's FFT"``) refuses float16/bfloat16. Returns ``x`` unchanged.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(
@@ -73,6 +80,10 @@ def check_audio(
         )
     if not x.is_floating_point():
         raise TypeError(f"{name} must be float32 or float64 audio; got dtype {x.dtype}. Use {name}.float().")
+    if full_precision and x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be float32 or float64 for {full_precision}; got {x.dtype}. Use {name}.float().")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): it needs at least one batch item and one channel.")
     if channels is not None and x.shape[1] != channels:
         kind = {1: "mono (1 channel)", 2: "stereo (2 channels)"}.get(channels, f"{channels} channels")
         got = {1: "mono (1 channel)", 2: "stereo (2 channels)"}.get(x.shape[1], f"{x.shape[1]} channels")
@@ -165,3 +176,115 @@ def as_param(
 def bcast(p: torch.Tensor) -> torch.Tensor:
     """View a ``(batch,)`` parameter as ``(batch, 1, 1)`` to broadcast against ``(batch, channels, samples)``."""
     return p.view(-1, 1, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing files: checked first, then written to a temporary file and renamed into place
+# --------------------------------------------------------------------------------------------
+
+_OS_PROBLEMS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.EROFS: "the file system is read-only", errno.ENOSPC: "no space left on the device",
+                errno.EDQUOT: "the disk quota is exceeded", errno.ENOENT: "the folder does not exist"}
+
+
+def os_error_message(err: OSError, path=None) -> str:
+    """One line for an ``OSError`` met while writing: what happened, where, and what to do."""
+    where = path or err.filename or "the output"
+    why = _OS_PROBLEMS.get(err.errno, err.strerror or str(err))
+    return f"cannot write {where}: {why}; choose a location you can write to (with enough free space)."
+
+
+def check_output(path, overwrite: bool = False, flag: str = "") -> str:
+    """Check, before any work, that ``path`` can be written; returns its absolute path.
+
+    Refused (``ValueError``/``FileExistsError``/``FileNotFoundError`` naming ``flag``, e.g. ``"--out"``): a
+    folder, an existing file that is not a regular file (a pipe, a device), an existing file without
+    ``overwrite``, a folder that does not exist, and one that does not accept a new file (read-only, no
+    permission, full: a test file is created and removed there).
+    """
+    path = os.path.abspath(os.fspath(path))
+    what = f"{flag} {path}" if flag else path
+    if os.path.isdir(path):
+        raise ValueError(f"{what} is a folder; give a file name.")
+    if os.path.lexists(path):
+        if not os.path.isfile(path):
+            raise ValueError(f"{what} exists and is not a regular file (a pipe, device or broken link); "
+                             "choose another name.")
+        if not overwrite:
+            raise FileExistsError(f"{path} already exists; pass --overwrite to replace it, or choose another name.")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the folder of {what} does not exist; create it first or choose another location.")
+    probe = os.path.join(folder, f".automix-probe-{secrets.token_hex(4)}")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(os_error_message(err, f"{what} (in {folder})")) from None
+    return path
+
+
+def _temporary(path: str) -> str:
+    """A new, empty hidden file next to ``path`` with the same ending (formats are told by it)."""
+    folder, base = os.path.split(path)
+    stem, ext = os.path.splitext(base)
+    while True:
+        tmp = os.path.join(folder, f".{stem}.{secrets.token_hex(4)}.tmp{ext}")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _place(tmp: str, path: str, overwrite: bool) -> None:
+    """Rename ``tmp`` to ``path``; without ``overwrite`` only if ``path`` does not exist (create-exclusive)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails if path exists, even if it appeared a moment ago
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: reserve the name, then rename over the reservation
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_outputs(paths, overwrite: bool = False):
+    """Write several files all or nothing: yields one temporary path per target (a hidden file next to it,
+    same ending); when the block ends without an error they are renamed into place, else removed.
+
+    A killed run, a full disk or a failure leaves no truncated file under a target name, and with
+    ``overwrite`` the previous file stays until the new one is complete. Without ``overwrite`` a target
+    that exists when the files are placed (e.g. written by a concurrent run) raises ``FileExistsError`` and
+    none of the targets is written. An ``OSError`` (read-only, permission, full) becomes a ``ValueError``
+    that says so.
+    """
+    paths = [os.path.abspath(os.fspath(p)) for p in paths]
+    temps = []
+    try:
+        for p in paths:
+            temps.append(_temporary(p))
+        yield list(temps)
+        placed = []
+        try:
+            for tmp, p in zip(temps, paths):
+                _place(tmp, p, overwrite)
+                placed.append(p)
+        except FileExistsError:
+            for p in placed:  # all or nothing: take back what this run created
+                os.unlink(p)
+            raise FileExistsError(f"{p} appeared while this run was working (another run writing there?); nothing "
+                                  "was written. Pass --overwrite to replace it, or choose another name.") from None
+    except OSError as err:
+        if isinstance(err, FileExistsError):
+            raise
+        raise ValueError(os_error_message(err, err.filename or paths[len(temps) - 1 if temps else 0])) from None
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

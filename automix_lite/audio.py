@@ -16,6 +16,7 @@ import math
 import os
 import warnings
 from fractions import Fraction
+from typing import Optional
 
 import numpy as np
 import torch
@@ -57,7 +58,8 @@ def load(path, sample_rate=None, mono: bool = False):
 
     ``sample_rate`` (Hz): when given, the audio is resampled to it (see :func:`resample`) and that rate
     is returned. ``mono=True`` averages the channels into one. Raises ``FileNotFoundError`` for a
-    missing file and ``ValueError`` for a file that is not readable audio or has no samples.
+    missing file and ``ValueError`` for a file that is not readable audio, has no samples, or holds NaN or
+    infinite samples (float files can).
     """
     import soundfile as sf
 
@@ -75,6 +77,10 @@ def load(path, sample_rate=None, mono: bool = False):
         ) from None
     if data.shape[0] == 0:
         raise ValueError(f"{path!r} contains no audio samples (0 frames).")
+    if not np.isfinite(data).all():
+        bad = ~np.isfinite(data)
+        raise ValueError(f"{path!r} contains {int(bad.sum())} NaN or infinite sample(s) (the first at sample "
+                         f"{int(np.argwhere(bad)[0, 0])}); repair the file or re-export it (e.g. as 24-bit PCM).")
     audio = torch.from_numpy(np.ascontiguousarray(data.T)).unsqueeze(0)
     if mono:
         audio = audio.mean(dim=1, keepdim=True)
@@ -84,19 +90,45 @@ def load(path, sample_rate=None, mono: bool = False):
     return audio, int(file_sr)
 
 
-def save(path, audio, sample_rate, overwrite: bool = False, subtype: str = "PCM_24"):
+_FORMAT_ALIASES = {"WAVE": "WAV", "AIF": "AIFF", "AIFC": "AIFF", "OGA": "OGG"}
+
+
+def output_format(path, subtype: Optional[str] = "PCM_24") -> tuple:
+    """``(format, subtype)`` that :func:`save` writes ``path`` with: the format told by the ending (``.wav``,
+    ``.flac``, ``.aif`` ...); ``subtype=None`` takes 24-bit PCM where the format has it, else its default
+    (Vorbis for ``.ogg``). A ``ValueError`` says when soundfile cannot write the ending or the subtype."""
+    import soundfile as sf
+
+    ext = os.path.splitext(os.fspath(path))[1].lstrip(".").upper()
+    fmt = _FORMAT_ALIASES.get(ext, ext)
+    if fmt not in sf.available_formats():
+        raise ValueError(f"cannot write audio as {os.fspath(path)!r}: soundfile does not know the extension "
+                         f"{ext.lower() or '(none)'!r}; use .wav, .flac, .aiff or .ogg.")
+    if subtype is None:
+        subtype = "PCM_24" if sf.check_format(fmt, "PCM_24") else sf.default_subtype(fmt)
+    if not sf.check_format(fmt, subtype):
+        raise ValueError(f"subtype={subtype!r} is not valid for {fmt}; choose one of {sorted(sf.available_subtypes(fmt))}.")
+    return fmt, subtype
+
+
+def save(path, audio, sample_rate, overwrite: bool = False, subtype: Optional[str] = "PCM_24"):
     """Write ``audio`` ((samples,), (channels, samples) or (1, channels, samples)) to ``path``; returns the path.
 
-    The format follows the extension (``.wav``, ``.flac``, ...); ``subtype`` is the sample format
-    (``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``, ...). An existing file is kept unless ``overwrite=True``.
-    NaN/inf samples raise a ``ValueError``; peaks above 0 dBFS give a warning (integer subtypes clip them).
+    The format follows the extension (``.wav``, ``.flac``, ...; see :func:`output_format`); ``subtype`` is the
+    sample format (``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``, ..., None: the format's best). An existing file is
+    kept unless ``overwrite=True``. The file is written next to ``path`` under a temporary name and renamed
+    into place when complete (``_checks.atomic_outputs``): never a truncated file under ``path``. NaN/inf
+    samples raise a ``ValueError``; peaks above 0 dBFS give a warning (integer subtypes clip them).
     """
     import soundfile as sf
+
+    from ._checks import atomic_outputs
 
     path = os.fspath(path)
     sr = _whole_hz(sample_rate, "sample_rate")
     if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it, or choose another name.")
+        raise FileExistsError(f"{path!r} already exists; pass overwrite=True (--overwrite) to replace it, or choose "
+                              "another name.")
     a = audio.detach().cpu().double().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, dtype=np.float64)
     if a.ndim == 3:
         if a.shape[0] != 1:
@@ -108,11 +140,7 @@ def save(path, audio, sample_rate, overwrite: bool = False, subtype: str = "PCM_
         raise ValueError(f"audio must be (samples,), (channels, samples) or (1, channels, samples) with samples; got shape {a.shape}.")
     if not np.isfinite(a).all():
         raise ValueError(f"audio for {path!r} contains NaN or infinite samples; refusing to write it.")
-    fmt = os.path.splitext(path)[1].lstrip(".").upper()
-    if fmt not in sf.available_formats():
-        raise ValueError(f"cannot tell the audio format from {path!r}; use an extension such as .wav or .flac.")
-    if not sf.check_format(fmt, subtype):
-        raise ValueError(f"subtype={subtype!r} is not valid for {fmt}; choose one of {sorted(sf.available_subtypes(fmt))}.")
+    fmt, subtype = output_format(path, subtype)
     peak = float(np.abs(a).max())
     if peak > 1.0:
         clip = "clipped at 0 dBFS in the file" if subtype.startswith("PCM") else "clipped on playback"
@@ -122,7 +150,11 @@ def save(path, audio, sample_rate, overwrite: bool = False, subtype: str = "PCM_
             stacklevel=2,
         )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sf.write(path, a.T, sr, subtype=subtype)
+    with atomic_outputs([path], overwrite) as (tmp,):
+        try:
+            sf.write(tmp, a.T, sr, subtype=subtype, format=fmt)
+        except (sf.SoundFileError, RuntimeError) as err:  # libsndfile does not say why: a full disk, usually
+            raise ValueError(f"could not write {path!r} ({err}); is there enough free space?") from None
     return path
 
 

@@ -180,3 +180,28 @@ def test_normalize_loudness():
     assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"target_lufs=5.0 LUFS is outside its range \[-70, 0\]"):
         audio.normalize_loudness(x[:1], sr, 5.0)
+
+
+def test_load_names_the_file_with_non_finite_samples_before_resampling(tmp_path):
+    x = np.zeros(2205)
+    x[7] = np.inf
+    sf.write(tmp_path / "bad.wav", x, 22050, subtype="FLOAT")
+    for rate in (None, 44100):
+        with pytest.raises(ValueError, match=r"bad\.wav' contains 1 NaN or infinite sample\(s\) \(the first at sample 7\); repair") as exc:
+            audio.load(tmp_path / "bad.wav", sample_rate=rate)
+        assert "nan_to_num" not in str(exc.value)
+
+
+def test_save_is_atomic_and_picks_the_format_from_the_extension(tmp_path, monkeypatch):
+    assert audio.output_format(tmp_path / "x.aif", None) == ("AIFF", "PCM_24")
+    assert audio.output_format(tmp_path / "x.ogg", None) == ("OGG", "VORBIS")
+    path = tmp_path / "keep.wav"
+    path.write_bytes(b"old")
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("Error : System error.")
+
+    monkeypatch.setattr(sf, "write", full_disk)
+    with pytest.raises(ValueError, match="enough free space"):
+        audio.save(path, torch.zeros(1, 1, 100), 8000, overwrite=True)
+    assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["keep.wav"]
