@@ -36,9 +36,9 @@ from ._checks import check_audio
 __all__ = ["l1", "esr", "si_sdr", "si_sdr_loss", "MRSTFTLoss", "StereoLoss"]
 
 
-def _check_pair(pred: torch.Tensor, target: torch.Tensor, channels=None) -> None:
-    check_audio(pred, "pred", channels=channels)
-    check_audio(target, "target", channels=channels)
+def _check_pair(pred: torch.Tensor, target: torch.Tensor, channels=None, full_precision: str = "") -> None:
+    check_audio(pred, "pred", channels=channels, full_precision=full_precision)
+    check_audio(target, "target", channels=channels, full_precision=full_precision)
     if pred.shape != target.shape:
         raise ValueError(
             f"pred and target must have the same shape (batch, channels, samples); got pred "
@@ -231,7 +231,7 @@ class MRSTFTLoss(nn.Module):
         return f"resolutions (fft, hop, win)={self.resolutions}, w_sc={self.w_sc}, w_log_mag={self.w_log_mag}"
 
     def _check(self, pred, target, channels=None) -> None:
-        _check_pair(pred, target, channels)
+        _check_pair(pred, target, channels, full_precision="the STFT loss (torch's FFT)")
         longest = max(n for n, _, _ in self.resolutions)
         if pred.shape[-1] < longest:
             raise ValueError(

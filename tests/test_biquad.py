@@ -360,3 +360,15 @@ def test_crossover_bands_sum_to_an_allpass_and_meet_at_minus_6_db():
         crossover(impulse, SR, (2500.0, 150.0))
     with pytest.raises(ValueError, match="increasing"):
         crossover(impulse, SR, (30000.0,))
+
+
+def test_sosfilt_refuses_an_unstable_section():
+    x = torch.randn(1, 1, 256)
+    stable = biquad_sos("lowpass", 0.0, 1000.0, 0.707, SR)
+    unstable = torch.tensor([[1.0, 0.0, 0.0, 1.0, 0.0, -1.21]])  # poles at +-1.1
+    with pytest.raises(ValueError, match=r"sos section 1 is unstable: a pole has magnitude 1\.1 >= 1"):
+        sosfilt(torch.cat([stable.view(1, 6), unstable]), x)
+    on_circle = torch.tensor([[1.0, 0.0, 0.0, 1.0, -2.0, 1.0]])  # a double pole at z = 1
+    with pytest.raises(ValueError, match="unstable"):
+        sosfilt(on_circle, x)
+    assert torch.isfinite(sosfilt(stable.view(1, 6), x)).all()

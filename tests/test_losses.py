@@ -232,3 +232,12 @@ def test_errors():
         L.MRSTFTLoss(fft_sizes=(1024, 512), hop_sizes=(256,), win_lengths=(1024, 512))
     with pytest.raises(ValueError, match="win_length <= fft_size"):
         L.MRSTFTLoss(fft_sizes=(512,), hop_sizes=(128,), win_lengths=(1024,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_stereo_loss_refuses_half_precision_and_empty_batches(dtype):
+    x = torch.randn(1, 2, 4096)
+    with pytest.raises(TypeError, match=f"pred must be float32 or float64 for the STFT loss.*got {dtype}"):
+        L.StereoLoss()(x.to(dtype), x.to(dtype))
+    with pytest.raises(ValueError, match=r"pred is empty \(shape \(0, 2, 4096\)\)"):
+        L.StereoLoss()(x[:0], x[:0])

@@ -257,3 +257,14 @@ def test_cuda_matches_cpu():
     out = reverb(x.cuda(), SR, t60.cuda(), wet=0.5)
     torch.testing.assert_close(out.cpu(), ref, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(fdn_reverb(x.cuda(), SR, 0.5).cpu(), fdn_reverb(x, SR, 0.5), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_and_empty_batches_are_refused_like_the_other_effects(dtype):
+    x = torch.randn(1, 2, 2048)
+    with pytest.raises(TypeError, match=f"x must be float32 or float64 for the FFT convolution; got {dtype}"):
+        reverb(x.to(dtype), SR, t60_s=0.5)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fft_convolve(x.to(dtype), torch.ones(1, 1, 16))
+    with pytest.raises(ValueError, match=r"x is empty \(shape \(0, 2, 2048\)\)"):
+        reverb(x[:0], SR, t60_s=0.5)

@@ -340,12 +340,27 @@ def sosfilt(sos: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     all-pole states for the coefficients), so gradients flow to ``x`` and to ``sos`` (and through
     ``sos`` to gain, cutoff and Q). The backward pass keeps the S states of one row at a time per thread
     in float64 (about 21 MB for 6 sections and 10 s at 44.1 kHz). CUDA tensors are copied to the CPU for
-    the kernel and the result is moved back to their device. Second derivatives are not supported.
+    the kernel and the result is moved back to their device. Second derivatives are not supported. A section
+    with a pole on or outside the unit circle (unstable) raises a ``ValueError``.
     """
     x = _check_x(x)
     sos = _check_sos(sos, like=x)
     _check_broadcast(x, sos)
+    _check_stable(sos)
     return _SosFilt.apply(sos / sos[..., 3:4], x)
+
+
+def _check_stable(sos: torch.Tensor) -> None:
+    """Refuse sections with a pole on or outside the unit circle: their output would grow without bound."""
+    a = sos.detach().double()
+    a1, a2 = a[..., 4] / a[..., 3], a[..., 5] / a[..., 3]
+    disc = (a1 * a1 - 4 * a2).to(torch.complex128).sqrt()
+    radius = torch.maximum((-a1 + disc).abs(), (-a1 - disc).abs()) / 2  # the larger |pole| of z^2 + a1 z + a2
+    if bool((radius >= 1).any()):
+        k = int(radius.flatten().argmax()) % sos.shape[-2]
+        raise ValueError(f"sos section {k} is unstable: a pole has magnitude {float(radius.max()):.6g} >= 1, so the "
+                         "filter's output would grow without bound. Check its a1, a2 (columns 4, 5) or the parameters "
+                         "that produced it (e.g. biquad_sos with a cutoff below Nyquist and q > 0).")
 
 
 # --------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def fft_convolve(x: torch.Tensor, ir: torch.Tensor, mode: str = "same") -> torch
     2^a 3^b 5^c >= T + N - 1, so nothing wraps around. ``ir`` is cast to ``x``'s dtype and device.
     Differentiable with respect to both inputs.
     """
-    check_audio(x, "x")
+    check_audio(x, "x", full_precision="the FFT convolution")
     check_audio(ir, "ir")
     if mode not in ("same", "full"):
         raise ValueError(f"mode={mode!r} is not a convolution mode; use 'same' (first len(x) samples) or 'full'.")
@@ -299,7 +299,7 @@ def reverb(
     ``t60_s`` (s, [0.05, 10]), ``wet`` ([0, 1]) and ``damping`` are floats or ``(B,)`` tensors;
     the output is differentiable with respect to ``x``, ``t60_s``, ``wet``, ``damping`` and ``ir``.
     """
-    check_audio(x, "x")
+    check_audio(x, "x", full_precision="the FFT convolution")
     sr = check_sample_rate(sample_rate)
     if ir is None:
         if t60_s is None:
