@@ -50,21 +50,34 @@ _BASIC = ("gain_db", "pan")
 def stem_files(folder) -> list:
     """Sorted paths of the audio files (by ending, :data:`AUDIO_EXTENSIONS`) directly in ``folder``.
 
-    Hidden files and sub-folders are skipped silently; other files (``.txt``, ``.json``, ...) are skipped
+    Hidden files and sub-folders are skipped silently; other files (``.txt``, ``.json``, ...) and entries
+    that are not regular files (a named pipe, a device, a broken link: opening one could block) are skipped
     with a warning naming them. A missing folder raises ``FileNotFoundError``, a folder without audio a
     ``ValueError``.
     """
+    import stat
+
     folder = os.fspath(folder)
     if not os.path.exists(folder):
         raise FileNotFoundError(f"no stems folder at {folder!r}.")
     if not os.path.isdir(folder):
         raise ValueError(f"{folder!r} is a file; give the folder that holds the stems (one mono audio file per track).")
-    audio, ignored = [], []
+    audio, ignored, special = [], [], []
     for entry in sorted(os.listdir(folder)):
         path = os.path.join(folder, entry)
         if entry.startswith(".") or os.path.isdir(path):
             continue
+        try:
+            regular = stat.S_ISREG(os.stat(path).st_mode)  # stat never opens the file
+        except OSError:
+            regular = False
+        if not regular:
+            special.append(entry)
+            continue
         (audio if entry.lower().endswith(AUDIO_EXTENSIONS) else ignored).append(path)
+    if special:
+        warnings.warn(f"skipping {', '.join(special)}: not a regular file (a named pipe, a device or a broken link), "
+                      "so not opened", stacklevel=2)
     if ignored:
         warnings.warn(f"ignoring {len(ignored)} file(s) that are not audio by their name: "
                       f"{', '.join(os.path.basename(p) for p in ignored)}", stacklevel=2)
@@ -79,14 +92,20 @@ def _names(paths: Sequence[str]) -> list:
     return stems if len(set(stems)) == len(stems) else [os.path.basename(p) for p in paths]
 
 
+PAD_TOLERANCE = 4
+"""Stems at most this many samples shorter than the longest (resampling rounds lengths up) are zero-padded
+without a word; larger differences need ``pad=True`` (``--pad``)."""
+
+
 def read_stems(folder, sample_rate: int = 44100, max_tracks: Optional[int] = None, pad: bool = False):
     """Read every stem in ``folder`` -> ``(tracks (N, T) float32, names)``, sorted by file name.
 
-    Files are resampled to ``sample_rate``; stereo stems are downmixed to mono with a warning. Errors
+    Files are resampled to ``sample_rate`` and stereo stems downmixed to mono, each with a warning. Errors
     (``ValueError`` naming the file): a file with an audio ending that cannot be read, NaN or infinite
     samples; also no audio at all, more than ``max_tracks`` stems, and stems of different lengths
-    (unless ``pad=True``: then they are zero-padded at the end to the longest, with a warning). Silent
-    stems are kept (:func:`mix_stems` masks them). ``names`` are the file names without their ending.
+    (unless ``pad=True``: then they are zero-padded at the end to the longest, with a warning; differences
+    of up to :data:`PAD_TOLERANCE` samples are padded silently). Silent stems are kept (:func:`mix_stems`
+    masks them). ``names`` are the file names without their ending.
     """
     from . import audio as audio_io
 
@@ -98,13 +117,13 @@ def read_stems(folder, sample_rate: int = 44100, max_tracks: Optional[int] = Non
     for path in paths:
         name = os.path.basename(path)
         try:
-            x, _ = audio_io.load(path, sample_rate=sample_rate)
+            x, file_sr = audio_io.load(path)  # checks for NaN/inf before anything is computed from the samples
         except ValueError as err:
-            raise ValueError(f"stem {name!r} is not readable audio: {err}") from None
+            raise ValueError(f"stem {name!r} cannot be used: {err}") from None
+        if file_sr != sample_rate:
+            warnings.warn(f"stem {name!r} is at {file_sr} Hz; resampling it to {sample_rate} Hz.", stacklevel=2)
+            x = audio_io.resample(x, file_sr, sample_rate)
         x = x[0]
-        if not bool(torch.isfinite(x).all()):
-            bad = int((~torch.isfinite(x)).sum())
-            raise ValueError(f"stem {name!r} contains {bad} NaN or infinite sample(s); repair or re-export it.")
         if x.shape[0] > 1:
             warnings.warn(f"stem {name!r} has {x.shape[0]} channels; downmixing it to mono "
                           "(the models take mono stems).", stacklevel=2)
@@ -112,14 +131,14 @@ def read_stems(folder, sample_rate: int = 44100, max_tracks: Optional[int] = Non
         tracks.append(x[0].float())
     lengths = [t.shape[-1] for t in tracks]
     longest = max(lengths)
-    if len(set(lengths)) > 1:
+    if longest - min(lengths) > PAD_TOLERANCE:
         listing = ", ".join(f"{os.path.basename(p)}: {n} ({n / sample_rate:.2f} s)" for p, n in zip(paths, lengths))
         if not pad:
             raise ValueError(f"the stems have different lengths at {sample_rate} Hz ({listing}); stems of one song "
-                             "must start together and have equal length. Pass pad=True (--pad) to zero-pad the "
+                             "must start together and have equal length. Pass --pad (pad=True) to zero-pad the "
                              "shorter ones at the end.")
         warnings.warn(f"zero-padding stems at the end to the longest, {longest} samples ({listing}).", stacklevel=2)
-        tracks = [torch.nn.functional.pad(t, (0, longest - t.shape[-1])) for t in tracks]
+    tracks = [torch.nn.functional.pad(t, (0, longest - t.shape[-1])) for t in tracks]
     return torch.stack(tracks), _names(paths)
 
 
@@ -345,21 +364,45 @@ def _item(v) -> torch.Tensor:
     return v[0] if v.ndim >= 1 and v.shape[0] == 1 else v
 
 
-def console_kind(params: dict) -> str:
-    """``"basic"`` (only gain and pan), ``"full"`` (the DSP console's names) or ``"proxy"`` (the neural proxy's)."""
-    from .dsp.console import SPEC_BY_NAME
+_CONSOLES = ("basic", "full", "proxy")
 
-    keys = set(_public(params))
-    if keys <= set(_BASIC):
-        return "basic"
-    if keys <= set(SPEC_BY_NAME):
-        return "full"
+
+def _console_names(kind: str) -> tuple:
+    """(track-level names, bus-level names) of console ``kind``."""
+    from .dsp.console import BUS_NAMES, SPEC_BY_NAME
+
+    if kind == "basic":
+        return _BASIC, ()
+    if kind == "full":
+        return tuple(k for k, v in SPEC_BY_NAME.items() if v.level != "bus"), BUS_NAMES
     from .models import proxy
 
-    if keys <= set(_BASIC) | set(proxy.NAMES):
-        return "proxy"
-    raise ValueError(f"unknown parameter name(s) {sorted(keys - set(SPEC_BY_NAME))}; the console's names are those of "
-                     "automix_lite.dsp.console.SPECS.")
+    return _BASIC + tuple(proxy.NAMES), ()
+
+
+def console_kind(params: dict) -> str:
+    """``"basic"`` (only gain and pan), ``"full"`` (the DSP console's names) or ``"proxy"`` (the neural proxy's).
+
+    A dict from :func:`params_from_json` carries its file's explicit ``"console"`` tag (``params["_console"]``):
+    that tag decides, and a name the tagged console does not have is refused (a basic file with a reverb key is
+    not silently rendered by the full console). Without a tag (a model's output) the names decide."""
+    keys = set(_public(params))
+    tag = params.get("_console")
+    if tag is not None:
+        track, bus = _console_names(tag)
+        extra = sorted(keys - set(track) - set(bus))
+        if extra:
+            hint = (' To render it through the full DSP console (every parameter not given at its neutral value) set '
+                    '"console": "full".' if tag == "basic" else "")
+            raise ValueError(f"{extra} {'is not a parameter' if len(extra) == 1 else 'are not parameters'} of the "
+                             f"{tag} console (it has {', '.join(track + bus)}).{hint}")
+        return tag
+    for kind in _CONSOLES:
+        track, bus = _console_names(kind)
+        if keys <= set(track) | set(bus):
+            return kind
+    raise ValueError(f"unknown parameter name(s) {sorted(keys - set().union(*_console_names('full')))}; the console's "
+                     "names are those of automix_lite.dsp.console.SPECS.")
 
 
 def _split(params: dict, n: Optional[int] = None):
@@ -412,12 +455,14 @@ def params_table(params: dict, names: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def params_to_json(params: dict, names: Sequence[str], sample_rate: int = 44100, model: Optional[str] = None) -> dict:
+def params_to_json(params: dict, names: Sequence[str], sample_rate: int = 44100, model: Optional[str] = None,
+                   pad: bool = False) -> dict:
     """Parameters (batch item 0) -> a JSON-ready dict a person can edit and :func:`render_params` can render.
 
-    ``{"format", "console", "sample_rate", "model", "n_peaks" (full console), "tracks": [{"name", <param>: value,
-    ...}], "bus": {<param>: value}}``, the per-track/bus layout of ``data.engineer.params_to_json``, values
-    rounded to 6 decimals, peaking bands as lists.
+    ``{"format", "console", "sample_rate", "pad", "model", "n_peaks" (full console), "tracks": [{"name",
+    <param>: value, ...}], "bus": {<param>: value}}``, the per-track/bus layout of
+    ``data.engineer.params_to_json``, values rounded to 6 decimals, peaking bands as lists. ``pad``: the stems
+    were zero-padded to equal length (``--pad``), so ``automix render`` pads them too and gives the same mix.
     """
     names = list(names)
     kind = console_kind(params)
@@ -428,7 +473,7 @@ def params_to_json(params: dict, names: Sequence[str], sample_rate: int = 44100,
         for k, v in track.items():
             row[k] = [round(float(a), 6) for a in v[i]] if v.ndim == 2 else round(float(v[i]), 6)
         rows.append(row)
-    out = {"format": PARAMS_FORMAT, "console": kind, "sample_rate": int(sample_rate)}
+    out = {"format": PARAMS_FORMAT, "console": kind, "sample_rate": int(sample_rate), "pad": bool(pad)}
     if model is not None:
         out["model"] = str(model)
     if "peak_gain_db" in track:
@@ -438,36 +483,85 @@ def params_to_json(params: dict, names: Sequence[str], sample_rate: int = 44100,
     return out
 
 
+_TOP_KEYS = ("format", "console", "sample_rate", "pad", "model", "n_peaks", "tracks", "bus", "comment")
+
+
+def _number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
 def params_from_json(obj) -> tuple:
     """Inverse of :func:`params_to_json`: ``(params, names)``, params as batch-1 tensors (track ``(1, N)``,
     peaks ``(1, N, P)``, bus ``(1,)``). ``obj``: the dict, or the path of a JSON file. Missing parameters stay
-    missing (:func:`render_params` fills them with neutral values)."""
+    missing (:func:`render_params` fills them with neutral values).
+
+    The file must say which console renders it (``"console"``: ``"basic"``, ``"full"`` or ``"proxy"``); a name
+    that console lacks is refused. Every value is checked (``ValueError`` naming it): numbers (not booleans) for
+    track and bus values, lists of numbers for peaking bands, an object for ``"bus"``, a whole ``sample_rate``
+    in [8000, 384000] Hz, a boolean ``pad``, ``format`` :data:`PARAMS_FORMAT`. ``params`` also holds
+    ``"_console"``, ``"_sample_rate"`` (default 44100) and ``"_pad"`` (default false)."""
+    from .dsp.console import SPEC_BY_NAME
+
+    where = ""
     if isinstance(obj, (str, os.PathLike)):
+        where = f"{os.fspath(obj)}: "
         obj = read_json(obj, "write one with `automix mix ... --params-out PARAMS.json`")
     if not isinstance(obj, dict) or not isinstance(obj.get("tracks"), list) or not obj["tracks"]:
-        raise ValueError('mix parameters must be a JSON object with a non-empty "tracks" list, as written by '
+        raise ValueError(f'{where}mix parameters must be a JSON object with a non-empty "tracks" list, as written by '
                          "`automix mix --params-out`.")
+
+    def bad(message):
+        return ValueError(where + message)
+
+    unknown = sorted(set(obj) - set(_TOP_KEYS))
+    if unknown:
+        raise bad(f"unknown key(s) {unknown}; a parameters file has {', '.join(_TOP_KEYS)}.")
+    if obj.get("format", PARAMS_FORMAT) != PARAMS_FORMAT:
+        raise bad(f"format {obj['format']!r} is not {PARAMS_FORMAT!r}; write the file with `automix mix --params-out`.")
+    kind = obj.get("console")
+    if kind not in _CONSOLES:
+        raise bad(f'"console" must say which console renders the file: "basic" (gain and pan), "full" (the DSP '
+                  f'console) or "proxy"; got {kind!r}.')
+    sr = obj.get("sample_rate", 44100)
+    if isinstance(sr, bool) or not isinstance(sr, int) or not 8000 <= sr <= 384000:
+        raise bad(f'"sample_rate" must be a whole number of Hz in [8000, 384000] (the model\'s rate, e.g. 44100); '
+                  f"got {sr!r}.")
+    pad = obj.get("pad", False)
+    if not isinstance(pad, bool):
+        raise bad(f'"pad" must be true or false; got {pad!r}.')
     rows = obj["tracks"]
-    names = [str(r.get("name", r.get("file", f"track {i}"))) if isinstance(r, dict) else None
-             for i, r in enumerate(rows)]
-    if None in names:
-        raise ValueError('every entry of "tracks" must be an object of parameter name -> value.')
-    keys = [k for k in rows[0] if k not in ("name", "file", "role")]
+    if not all(isinstance(r, dict) for r in rows):
+        raise bad('every entry of "tracks" must be an object of parameter name -> value.')
+    names = [r.get("name", r.get("file", f"track {i}")) for i, r in enumerate(rows)]
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise bad(f'every track needs its own "name" (the stem\'s file name without its ending); got {names}.')
+    keys = list(dict.fromkeys(k for r in rows for k in r if k not in ("name", "file", "role")))
     params = {}
     for k in keys:
-        try:
-            params[k] = torch.tensor([[r[k] for r in rows]], dtype=torch.float32)
-        except KeyError:
-            missing = [n for n, r in zip(names, rows) if k not in r]
-            raise ValueError(f"parameter {k!r} is missing for track(s) {', '.join(missing)}.") from None
-        except (TypeError, ValueError):
-            raise ValueError(f"parameter {k!r} must be a number (a list of numbers for peaking bands) on every "
-                             "track.") from None
-    for k, v in (obj.get("bus") or {}).items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"bus parameter {k!r} must be a number; got {v!r}.")
+        missing = [n for n, r in zip(names, rows) if k not in r]
+        if missing:
+            raise bad(f"parameter {k!r} is missing for track(s) {', '.join(missing)}.")
+        values = [r[k] for r in rows]
+        if k in SPEC_BY_NAME and SPEC_BY_NAME[k].level == "peak":
+            if not all(isinstance(v, list) and v and all(_number(a) for a in v) for v in values) or \
+                    len({len(v) for v in values}) != 1:
+                raise bad(f"parameter {k!r} must be a list of finite numbers (one per peaking band, as many on "
+                          f"every track) on every track; got {values}.")
+        elif not all(_number(v) for v in values):
+            raise bad(f"parameter {k!r} must be a finite number on every track; got {values}.")
+        params[k] = torch.tensor([values], dtype=torch.float32)
+    bus = obj.get("bus", {})
+    if not isinstance(bus, dict):
+        raise bad(f'"bus" must be an object of parameter name -> number (e.g. {{"reverb_return_db": -12}}); got {bus!r}.')
+    for k, v in bus.items():
+        if not _number(v):
+            raise bad(f"bus parameter {k!r} must be a finite number; got {v!r}.")
         params[k] = torch.tensor([float(v)], dtype=torch.float32)
-    console_kind(params)  # unknown names -> clear error
+    params.update(_console=kind, _sample_rate=sr, _pad=pad)
+    try:
+        console_kind(params)  # names the tagged console lacks -> a clear error
+    except ValueError as err:
+        raise bad(str(err)) from None
     return params, names
 
 
@@ -484,7 +578,9 @@ def render_params(tracks: torch.Tensor, params: dict, sample_rate: int = 44100,
       not given at its neutral :func:`automix_lite.dsp.default_params` value;
     - the neural proxy's names: the proxy console with the bundled proxy.
 
-    ``mask (N,)`` marks the tracks to use (default: those not silent). Values out of range raise a ``ValueError``.
+    The console is the one ``params["_console"]`` names (the file's tag, :func:`params_from_json`), else the one
+    the names imply (:func:`console_kind`). ``mask (N,)`` marks the tracks to use (default: those not silent).
+    Values out of range, and stems that are all silent (nothing to render), raise a ``ValueError``.
     """
     from .dsp.console import ALL_NAMES, SPEC_BY_NAME, default_params, mix
 
@@ -493,6 +589,8 @@ def render_params(tracks: torch.Tensor, params: dict, sample_rate: int = 44100,
     tracks = tracks.float()
     n, _ = tracks.shape
     mask = active_mask(tracks) if mask is None else mask.to(torch.bool).reshape(n)
+    if not bool(mask.any()):
+        raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to render.")
     kind = console_kind(params)
     given = {k: torch.as_tensor(v, dtype=torch.float32).detach().cpu() for k, v in _public(params).items()}
     for k, v in given.items():

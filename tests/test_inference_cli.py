@@ -67,7 +67,8 @@ def checkpoint(tmp_path_factory):
 def test_read_stems_sorted_mono_and_resampled(tmp_path):
     _stems(tmp_path / "s", n=2)
     _write(tmp_path / "s" / "10_slow.wav", np.zeros(SR // 2), sr=SR // 2)  # silent, half the rate
-    tracks, names = inference.read_stems(tmp_path / "s", sample_rate=SR)
+    with pytest.warns(UserWarning, match="'10_slow.wav' is at 22050 Hz; resampling it to 44100 Hz"):
+        tracks, names = inference.read_stems(tmp_path / "s", sample_rate=SR)
     assert names == ["00_track", "01_track", "10_slow"]
     assert tracks.shape == (3, SR) and tracks.dtype == torch.float32
 
@@ -201,21 +202,28 @@ def test_params_json_round_trip_and_render_equals_mix():
     data = json.loads(json.dumps(inference.params_to_json(params, names)))
     assert data["console"] == "basic" and [r["name"] for r in data["tracks"]] == names
     back, back_names = inference.params_from_json(data)
-    assert back_names == names and set(back) == {"gain_db", "pan"}
+    assert back_names == names and {k for k in back if not k.startswith("_")} == {"gain_db", "pan"}
+    assert (back["_console"], back["_sample_rate"], back["_pad"]) == ("basic", SR, False)
     rendered, _ = inference.limit_peak(inference.render_params(tracks, back, SR))
     assert torch.allclose(rendered, mix, atol=1e-5)
-    # an edit renders through the full console with neutral values for everything not given
+    # a file tagged "basic" with a parameter of the full console is refused, not rendered by the full console
     data["tracks"][0]["ratio"] = 4.0
     for row in data["tracks"][1:]:
         row["ratio"] = 1.0
+    with pytest.raises(ValueError, match=r"'ratio'.*not a parameter of the basic console.*\"console\": \"full\""):
+        inference.params_from_json(data)
+    # an edit tagged "full" renders through the full console with neutral values for everything not given
+    data["console"] = "full"
     edited, _ = inference.params_from_json(data)
     assert inference.console_kind(edited) == "full"
     assert inference.render_params(tracks, edited, SR).shape == (2, SR // 2)
     data["tracks"][0]["gain_db"] = 99.0
     with pytest.raises(ValueError, match="gain_db"):
         inference.render_params(tracks, inference.params_from_json(data)[0], SR)
+    with pytest.raises(ValueError, match="'loudness'.*not a parameter of the full console"):
+        inference.params_from_json({"console": "full", "tracks": [{"name": "a", "loudness": 3}]})
     with pytest.raises(ValueError, match="unknown parameter"):
-        inference.params_from_json({"tracks": [{"name": "a", "loudness": 3}]})
+        inference.console_kind({"loudness": torch.zeros(1, 1)})
 
 
 # ------------------------------------------------------------------ registry
