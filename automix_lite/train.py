@@ -68,22 +68,79 @@ DEFAULT_CONFIG = {
 }
 
 
+_CHOICES = {"model": ("dmc", "wave_u_net"), "task": ("songs", "drums"), "optimizer": ("adam", "adamw"),
+            "schedule": ("cosine", "constant")}
+_WHOLE = {"max_tracks": 1, "batch_size": 1, "steps": 1, "warmup_steps": 0, "encoder_pretrain_steps": 0,
+          "val_every": 1, "val_items": 1, "log_every": 1, "seed": 0}  # key: smallest value
+_REAL = {"segment_seconds": (0, None, False), "gain_augment_db": (0, 12, True), "lr": (0, None, False),
+         "weight_decay": (0, None, True), "final_lr_fraction": (0, 1, True), "grad_clip": (0, None, False),
+         "param_weight": (0, None, True)}  # key: (low, high, low allowed)
+
+
+def _config_problems(cfg: dict) -> list:
+    """One message per bad value of a full config (each names its key)."""
+    import inspect
+    import re
+
+    problems = []
+    for key, options in _CHOICES.items():
+        if cfg[key] not in options:
+            problems.append(f"{key} must be one of {', '.join(map(repr, options))}; got {cfg[key]!r}")
+    for key, low in _WHOLE.items():
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            problems.append(f"{key} must be a whole number >= {low}; got {v!r}")
+    for key, (low, high, closed) in _REAL.items():
+        v = cfg[key]
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+        if not ok or (v < low if closed else v <= low) or (high is not None and v > high):
+            where = f"{'[' if closed else '('}{low:g}, {'inf)' if high is None else f'{high:g}]'}"
+            problems.append(f"{key} must be a finite number in {where}; got {v!r}")
+    if not isinstance(cfg["engineer"], str) or not cfg["engineer"]:
+        problems.append(f"engineer must be the name of an engineer of the bundled set (e.g. 'natural'); got "
+                        f"{cfg['engineer']!r}")
+    if not isinstance(cfg["amp"], bool):
+        problems.append(f"amp must be true or false; got {cfg['amp']!r}")
+    if cfg["threads"] is not None and (isinstance(cfg["threads"], bool) or not isinstance(cfg["threads"], int)
+                                       or cfg["threads"] < 1):
+        problems.append(f"threads must be null (torch's default) or a whole number >= 1; got {cfg['threads']!r}")
+    if not isinstance(cfg["device"], str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg["device"]):
+        problems.append(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {cfg['device']!r}")
+    args = cfg["model_args"]
+    if not isinstance(args, dict):
+        problems.append(f"model_args must be an object of keyword arguments; got {args!r}")
+    elif cfg["model"] in _CHOICES["model"]:
+        from .models.dmc import DMC
+        from .models.wave_u_net import MixWaveUNet
+
+        cls, own = (DMC, "max_tracks") if cfg["model"] == "dmc" else (MixWaveUNet, "n_tracks")
+        accepted = set(inspect.signature(cls).parameters) - {own, "self"}
+        unknown = sorted(set(args) - accepted)
+        if unknown:
+            problems.append(f"model_args {unknown} are not arguments of {cls.__name__} (it takes "
+                            f"{', '.join(sorted(accepted))}; the number of tracks comes from max_tracks)")
+    return problems
+
+
 def load_config(path_or_dict) -> dict:
-    """``DEFAULT_CONFIG`` updated with a JSON file or dict; unknown keys raise a ``ValueError`` naming them."""
+    """``DEFAULT_CONFIG`` updated with a JSON file or dict, every value checked.
+
+    Unknown keys and bad values raise one ``ValueError`` that lists every problem, each naming its key
+    (types, ranges, ``steps`` and ``val_every`` >= 1, device names, model arguments)."""
     if isinstance(path_or_dict, dict):
         given = dict(path_or_dict)
     else:
         given = read_json(path_or_dict, "see configs/ for examples")
+        if not isinstance(given, dict):
+            raise ValueError(f"{path_or_dict} must hold a JSON object of config keys (see configs/ for examples).")
     unknown = sorted(set(given) - set(DEFAULT_CONFIG) - {"comment"})
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown}; the keys are {sorted(DEFAULT_CONFIG)}.")
     cfg = {**copy.deepcopy(DEFAULT_CONFIG), **given}
-    if cfg["model"] not in ("dmc", "wave_u_net"):
-        raise ValueError(f"model must be 'dmc' or 'wave_u_net'; got {cfg['model']!r}.")
-    if cfg["task"] not in ("songs", "drums"):
-        raise ValueError(f"task must be 'songs' or 'drums'; got {cfg['task']!r}.")
-    if cfg["optimizer"] not in ("adam", "adamw") or cfg["schedule"] not in ("cosine", "constant"):
-        raise ValueError("optimizer must be 'adam' or 'adamw' and schedule 'cosine' or 'constant'.")
+    problems = _config_problems(cfg)
+    if problems:
+        where = "" if isinstance(path_or_dict, dict) else f"{path_or_dict}: "
+        raise ValueError(f"{where}{'; '.join(problems)}.")
     return cfg
 
 
@@ -94,7 +151,10 @@ def build_model(cfg: dict) -> torch.nn.Module:
     from .models.wave_u_net import MixWaveUNet
 
     args = dict(cfg["model_args"])
-    model = DMC(max_tracks=cfg["max_tracks"], **args) if cfg["model"] == "dmc" else MixWaveUNet(n_tracks=cfg["max_tracks"], **args)
+    try:
+        model = DMC(max_tracks=cfg["max_tracks"], **args) if cfg["model"] == "dmc" else MixWaveUNet(n_tracks=cfg["max_tracks"], **args)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"model_args {args} do not build a {cfg['model']} model: {err}") from None
     model.segment_seconds = cfg["segment_seconds"]  # the input length it was trained on (inference.estimate_params)
     return model
 
@@ -131,14 +191,28 @@ def load_checkpoint(path: str, device: str = "cpu") -> dict:
 
     Returns ``{"model" (in eval mode), "config", "history", "metrics", "code_version", "extra", "sha256"}``.
     """
-    data, digest = _checkpoint.read(path, CHECKPOINT_FORMAT, "automix-lite model checkpoint")
-    cfg = load_config(data["config"])
-    model = build_model(cfg)
-    missing, unexpected = model.load_state_dict(data["state_dict"], strict=False)
+    what = "automix-lite model checkpoint"
+    data, digest = _checkpoint.read(path, CHECKPOINT_FORMAT, what)
+    missing = [k for k in ("state_dict", "config", "history", "metrics", "code_version", "extra") if k not in data]
+    if missing or not isinstance(data["state_dict"], dict) or not isinstance(data["config"], dict):
+        lack = f"it lacks {', '.join(missing)}" if missing else "its weights or config are not objects"
+        raise ValueError(f"{path} is not a valid {what}: {lack}. Use a file written by `automix train` or a bundled "
+                         "model (`automix models`).")
+    try:
+        cfg = load_config(data["config"])
+        model = build_model(cfg)
+    except ValueError as err:
+        raise ValueError(f"{path} is not a valid {what}: its training config is bad ({err})") from None
+    try:
+        missing, unexpected = model.load_state_dict(data["state_dict"], strict=False)
+    except (RuntimeError, TypeError, AttributeError) as err:  # a tensor of the wrong shape or not a tensor
+        first = str(err).strip().splitlines()
+        raise ValueError(f"{path} is not a valid {what}: its weights do not fit the model its config describes "
+                         f"({first[-1].strip() if first else type(err).__name__}). Retrain it or restore the file.") from None
     missing = [k for k in missing if not k.startswith("console.proxy.")]
     if missing or unexpected:
         raise ValueError(f"{path} does not fit the model its config describes (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}).")
+                         f"unexpected {unexpected[:3]}); it is not a valid {what}. Retrain it or restore the file.")
     model.to(device).eval()
     return {"model": model, "config": cfg, "history": data["history"], "metrics": data["metrics"],
             "code_version": data["code_version"], "extra": data["extra"], "sha256": digest}
@@ -147,7 +221,67 @@ def load_checkpoint(path: str, device: str = "cpu") -> dict:
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    dev = torch.device(name)
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"device {name!r} is not available here ({torch.cuda.device_count()} CUDA device(s)); set "
+                         "\"device\": \"auto\" or \"cpu\" in the config.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' is not available here; set \"device\": \"auto\" or \"cpu\" in the config.")
+    return dev
+
+
+def _set_threads(n: Optional[int]) -> None:
+    """``n`` threads for torch and numba's kernels. numba's OpenMP layer sets the OpenMP thread count, which
+    torch shares, to its own when it starts (at the first parallel DSP call: a cold mix cache), so torch's count
+    and with it the floating-point sums changed mid-run: the same seed gave other losses. Starting numba's
+    threads first and then setting torch's keeps ``n``."""
+    if not n:
+        return
+    import numba
+    from numba.np.ufunc import parallel
+
+    parallel._launch_threads()  # once per process; later calls return at once
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+RUN_FILES = ("last.pt", "best.pt", "history.json", "loss_curve.png")
+"""The files a training run writes into its ``out`` folder."""
+
+
+def _check_out(out: str, config, resume: bool, overwrite: bool) -> None:
+    """Before any work: ``out`` is (or can become) a writable folder that holds no other run unless asked."""
+    from ._checks import check_output
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is a file; give a folder for {', '.join(RUN_FILES)}.")
+    held = [f for f in RUN_FILES if os.path.lexists(os.path.join(out, f))]
+    if held and not (resume or overwrite):
+        raise FileExistsError(f"{out} already holds a training run ({', '.join(held)}); pass --overwrite to replace "
+                              "it, --resume to continue it, or choose another --out folder.")
+    if isinstance(config, (str, os.PathLike)) and any(
+            os.path.realpath(config) == os.path.realpath(os.path.join(out, f)) for f in RUN_FILES):
+        raise ValueError(f"the config {config} is one of the files training writes into {out}; move it elsewhere.")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as err:
+        from ._checks import os_error_message
+
+        raise ValueError(os_error_message(err, out)) from None
+    for f in RUN_FILES:
+        check_output(os.path.join(out, f), overwrite=True, flag="--out")
+
+
+def _json_safe(value):
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no Infinity or NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _lr_factor(cfg: dict, step: int) -> float:
@@ -282,18 +416,22 @@ def _progress(total: int, initial: int, enabled: bool):
 
 
 def train(config, out: Optional[str] = None, resume: bool = False, progress: bool = True, stop_at: Optional[int] = None,
-          log=print):
+          log=print, overwrite: bool = False):
     """Train the model of ``config`` (dict or JSON path); returns ``(model, history)``.
 
     ``out``: folder for ``last.pt``, ``best.pt``, ``history.json`` and ``loss_curve.png``; with
     ``resume=True`` training continues from ``out/last.pt`` (weights, optimiser, schedule, random state:
     a run stopped early with ``stop_at=STEP`` and resumed ends where an uninterrupted run ends). ``history`` has ``step``, ``loss``, ``lr``,
     ``val_step``, ``val_loss``, ``steps_per_second``, ``wall_seconds``, ``device`` and ``best_val``.
+    An ``out`` folder that already holds a run (:data:`RUN_FILES`) is refused unless ``resume`` or ``overwrite``
+    (each file is then replaced when its new version is complete). Every file is written to a temporary name
+    and renamed into place; ``history.json`` is strict JSON (``null`` for a non-finite value).
     """
     cfg = load_config(config)
-    if cfg["threads"]:
-        torch.set_num_threads(int(cfg["threads"]))
     device = _device(cfg["device"])
+    if out:
+        _check_out(out, config, resume, overwrite)
+    _set_threads(cfg["threads"])
     amp = bool(cfg["amp"]) and device.type == "cuda"
     torch.manual_seed(cfg["seed"])
     model = build_model(cfg).to(device)
@@ -306,18 +444,24 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
     if resume:
         if not out or not os.path.isfile(os.path.join(out, "last.pt")):
             raise FileNotFoundError(f"resume=True but there is no {os.path.join(out or '.', 'last.pt')} to continue.")
-        ck = load_checkpoint(os.path.join(out, "last.pt"), device=str(device))
+        last = os.path.join(out, "last.pt")
+        ck = load_checkpoint(last, device=str(device))
         if ck["config"] != cfg:
-            raise ValueError("the checkpoint in out/ was trained with another config; use a new --out folder.")
+            raise ValueError(f"{last} was trained with another config; use a new --out folder (or its config).")
         model.load_state_dict(ck["model"].state_dict(), strict=False)
-        opt.load_state_dict(ck["extra"]["optimizer"])
-        sched.load_state_dict(ck["extra"]["scheduler"])
-        history = {k: list(v) for k, v in ck["history"].items() if k in history}
-        if "encoder_pretrain" in ck["history"]:
-            history["encoder_pretrain"] = ck["history"]["encoder_pretrain"]
-        start_step, spent = ck["extra"]["step"], ck["history"]["wall_seconds"]
-        best = ck["history"]["best_val"]
-        torch.set_rng_state(ck["extra"]["rng"])
+        try:
+            opt.load_state_dict(ck["extra"]["optimizer"])
+            sched.load_state_dict(ck["extra"]["scheduler"])
+            history = {k: list(v) for k, v in ck["history"].items() if k in history}
+            if "encoder_pretrain" in ck["history"]:
+                history["encoder_pretrain"] = ck["history"]["encoder_pretrain"]
+            start_step, spent = int(ck["extra"]["step"]), float(ck["history"]["wall_seconds"])
+            best = ck["history"]["best_val"]
+            best = math.inf if best is None else float(best)
+            torch.set_rng_state(ck["extra"]["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{last} cannot be resumed: its optimiser, schedule or history is missing or damaged "
+                             f"({type(err).__name__}: {err}). Start a new run with --overwrite or another --out.") from None
         if start_step >= cfg["steps"]:
             raise ValueError(f"{os.path.join(out, 'last.pt')} has already finished all {cfg['steps']} steps.")
     if cfg["encoder_pretrain_steps"] and not resume:
@@ -354,7 +498,9 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
     for step in range(start_step + 1, last_step + 1):
         model.train()
         idx = range((step - 1) * cfg["batch_size"], step * cfg["batch_size"])
-        loss = _forward(model, cfg, _batch(train_ds, idx), device, loss_fn, amp)
+        batch = _batch(train_ds, idx)
+        _set_threads(cfg["threads"])  # held through the run, whatever rendering a target did (see _set_threads)
+        loss = _forward(model, cfg, batch, device, loss_fn, amp)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
@@ -395,16 +541,21 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
     log(f"done: {step} steps in {history['wall_seconds']:.0f} s ({history['steps_per_second']:.2f} steps/s on "
         f"{history['device_name']}), best validation loss {best:.4f}")
     if out:
+        from ._checks import atomic_outputs
+
         save("last.pt", history)
-        with open(os.path.join(out, "history.json"), "w") as f:
-            json.dump(history, f, indent=1)
+        text = json.dumps(_json_safe(history), indent=1, allow_nan=False)
+        with atomic_outputs([os.path.join(out, "history.json")], overwrite=True) as (tmp,):
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
         try:
             from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 
             fig = Figure(figsize=(7, 3.2))
             plot_history(history, fig.subplots())
             fig.tight_layout()
-            fig.savefig(os.path.join(out, "loss_curve.png"), dpi=100)
+            with atomic_outputs([os.path.join(out, "loss_curve.png")], overwrite=True) as (tmp,):
+                fig.savefig(tmp, dpi=100, format="png")
         except ImportError:
             pass
     model.eval()

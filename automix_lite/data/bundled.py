@@ -42,9 +42,14 @@ _REQUIRED = ("id", "task", "split", "tempo", "samples", "tracks", "mixes")
 
 
 def data_dir(root=None) -> str:
-    """The folder holding ``manifest.json``: ``root``, else ``$AUTOMIX_DATA``, else the repository's ``data/``."""
-    candidates = [root] if root is not None else [os.environ.get("AUTOMIX_DATA"),
-                                                  os.path.join(os.path.dirname(__file__), "..", "..", "data")]
+    """The folder holding ``manifest.json``: ``root``, else ``$AUTOMIX_DATA``, else the repository's ``data/``.
+
+    A set ``AUTOMIX_DATA`` without a ``manifest.json`` is an error, never a silent fall-back to another set."""
+    env = os.environ.get("AUTOMIX_DATA")
+    if root is None and env and not os.path.isfile(os.path.join(env, "manifest.json")):
+        raise FileNotFoundError(f"AUTOMIX_DATA={env!r} holds no manifest.json; point it at the data/ folder of an "
+                                "automix-lite checkout, or unset it to use the repository's data/.")
+    candidates = [root] if root is not None else [env, os.path.join(os.path.dirname(__file__), "..", "..", "data")]
     for c in candidates:
         if c and os.path.isfile(os.path.join(c, "manifest.json")):
             return os.path.abspath(c)
@@ -192,7 +197,8 @@ def reproduce_mix(song_id: str, engineer: str, sample_rate: int = SAMPLE_RATE, c
     Nothing but ``automix_lite.dsp.mix(stems, 44100, mix_params(song_id, engineer))``: deterministic
     (same stems, same parameters, same fixed-seed reverb). Rendered at 44.1 kHz, then resampled to
     ``sample_rate``. With ``cache=True`` the 44.1 kHz render is stored as ``.npy`` under
-    :func:`cache_dir` (keyed by the checksums of the stems and parameters), never inside ``data/``.
+    :func:`cache_dir` (keyed by the checksums of the stems and parameters), never inside ``data/``; a
+    cached file of the wrong shape or dtype, with non-finite samples or all zeros is rendered again.
     """
     root = data_dir(root)
     entry = song(song_id, root)
@@ -207,6 +213,9 @@ def reproduce_mix(song_id: str, engineer: str, sample_rate: int = SAMPLE_RATE, c
             out = torch.from_numpy(np.load(path))
         except (OSError, ValueError):
             out = None  # a damaged cache file is simply rendered again
+        if out is not None and (tuple(out.shape) != (2, entry["samples"]) or out.dtype != torch.float32
+                                or not bool(torch.isfinite(out).all()) or not bool(out.abs().max() > 0)):
+            out = None  # so is one of the wrong shape or type, with NaN or inf, or silent (zeroed)
     if out is None:
         stems = _stems(root, song_id).unsqueeze(0)
         with torch.no_grad():
