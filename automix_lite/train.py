@@ -249,6 +249,10 @@ def _set_threads(n: Optional[int]) -> None:
 RUN_FILES = ("last.pt", "best.pt", "history.json", "loss_curve.png")
 """The files a training run writes into its ``out`` folder."""
 
+RUNNING = ".automix-train-running"
+"""Created (exclusively) in ``out`` when a new run starts and removed when it ends: two runs started at once
+into the same new folder cannot both go on."""
+
 
 def _check_out(out: str, config, resume: bool, overwrite: bool) -> None:
     """Before any work: ``out`` is (or can become) a writable folder that holds no other run unless asked."""
@@ -271,6 +275,12 @@ def _check_out(out: str, config, resume: bool, overwrite: bool) -> None:
         raise ValueError(os_error_message(err, out)) from None
     for f in RUN_FILES:
         check_output(os.path.join(out, f), overwrite=True, flag="--out")
+    try:
+        flags = os.O_CREAT | os.O_WRONLY | (0 if resume or overwrite else os.O_EXCL)
+        os.close(os.open(os.path.join(out, RUNNING), flags))
+    except FileExistsError:
+        raise FileExistsError(f"{out} is in use by another training run (or a stopped run left {RUNNING} there); pass "
+                              "--overwrite to replace it, --resume to continue it, or choose another --out folder.") from None
 
 
 def _json_safe(value):
@@ -558,5 +568,6 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
                 fig.savefig(tmp, dpi=100, format="png")
         except ImportError:
             pass
+        os.unlink(os.path.join(out, RUNNING))
     model.eval()
     return model, history
