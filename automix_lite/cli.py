@@ -7,11 +7,15 @@
   print the predicted parameters, write a 24-bit stereo WAV (chapter 3.4, ``notebooks/14_inference.ipynb``).
 - ``automix render STEMS_DIR --params PARAMS.json --out MIX.wav [--overwrite] [--pad]``: render the stems with
   (edited) parameters.
-- ``automix train CONFIG --out DIR [--resume]``: train a model (:func:`automix_lite.train.train`).
+- ``automix train CONFIG --out DIR [--resume | --overwrite]``: train a model (:func:`automix_lite.train.train`).
 - ``automix models``: the bundled checkpoints.
 
-Nothing is ever overwritten without ``--overwrite``, and the output may not be one of the input stems nor
-lie in the stems folder. Bad inputs end with one line ``automix: error: ...`` and exit status 2.
+Nothing is ever overwritten without ``--overwrite``; no output may be an input (a stem, the ``--model``
+checkpoint, the ``--params`` file) or another output, nor lie in the stems folder. Every output is checked
+(name, folder, format, writable) before any work and written to a temporary file that is renamed into place
+when complete, all outputs of a command together: a failed or killed run leaves the previous files as they
+were, and of two runs racing for the same new file only one succeeds. Bad inputs end with one line
+``automix: error: ...`` and exit status 2; notices are ``automix: warning: ...`` lines.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import sys
@@ -66,52 +71,56 @@ def _same(a: str, b: str) -> bool:
         return False
 
 
-def _check_outputs(stems_dir: str, outputs: list, overwrite: bool) -> list:
-    """Refuse outputs that are input stems, lie in the stems folder, coincide, or exist (without --overwrite).
-
-    Returns the input stems' paths."""
+def _check_outputs(stems_dir: str, outputs: list, overwrite: bool, inputs: list = ()) -> list:
+    """Refuse, before any work, outputs ``[(flag, path)]`` that are inputs (the stems, ``inputs`` as
+    ``[(what, path)]``), coincide, lie in the stems folder, exist (without --overwrite) or cannot be written
+    (``_checks.check_output``). Returns the input stems' paths."""
+    from ._checks import check_output
     from .inference import stem_files
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # read_stems gives the notices once, later
-        inputs = stem_files(stems_dir)
+        stems = stem_files(stems_dir)
+    protected = [("one of the input stems", p) for p in stems] + [(what, p) for what, p in inputs if p]
     folder = os.path.realpath(stems_dir)
-    for flag, path in outputs:
-        for stem in inputs:
-            if _same(path, stem):
-                raise ValueError(f"{flag} {path} is one of the input stems; refusing to write over the inputs.")
+    for k, (flag, path) in enumerate(outputs):
+        for what, other in protected:
+            if _same(path, other):
+                raise ValueError(f"{flag} {path} is {what}; refusing to write over an input. Choose another name.")
+        for flag2, other in outputs[:k]:
+            if _same(path, other):
+                raise ValueError(f"{flag2} and {flag} name the same file {path}; give each its own name.")
         if os.path.realpath(os.path.dirname(os.path.abspath(path))) == folder:
             raise ValueError(f"{flag} {path} lies in the stems folder {stems_dir}; the next run would read it as a "
                              "stem. Write it somewhere else.")
-        if os.path.isdir(path):
-            raise ValueError(f"{flag} {path} is a folder; give a file name.")
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"{path} already exists; pass --overwrite to replace it, or choose another name.")
-    if len(outputs) == 2 and _same(outputs[0][1], outputs[1][1]):
-        raise ValueError(f"{outputs[0][0]} and {outputs[1][0]} name the same file.")
-    return inputs
+        check_output(path, overwrite, flag)
+    return stems
 
 
-def _write_json(path: str, data: dict, overwrite: bool) -> None:
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it.")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+def _json_text(data: dict) -> str:
     lines = []
     for key, value in data.items():  # one line per track: easy to read and edit
         if key == "tracks":
-            rows = ",\n".join(f"  {json.dumps(row)}" for row in value)
+            rows = ",\n".join(f"  {json.dumps(row, allow_nan=False)}" for row in value)
             lines.append(f' "tracks": [\n{rows}\n ]')
         else:
-            lines.append(f" {json.dumps(key)}: {json.dumps(value)}")
-    with open(path, "w") as f:
-        f.write("{\n" + ",\n".join(lines) + "\n}\n")
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _min_samples(model) -> int:
+    """The shortest input a model can analyse: a DMC's log-mel front end needs more than half its FFT."""
+    frontend = getattr(getattr(model, "encoder", None), "frontend", None)
+    return getattr(frontend, "n_fft", 0) // 2 + 1
 
 
 def _mix(args) -> int:
     from . import audio, inference, pretrained
+    from ._checks import atomic_outputs
 
     outputs = [("--out", args.out)] + ([("--params-out", args.params_out)] if args.params_out else [])
-    _check_outputs(args.stems, outputs, args.overwrite)
+    _check_outputs(args.stems, outputs, args.overwrite, [("the --model checkpoint", pretrained.model_file(args.model))])
+    _, subtype = audio.output_format(args.out, None)
     model = pretrained.load(args.model)
     is_dmc = hasattr(model, "estimate")
     if args.params_out and not is_dmc:
@@ -120,16 +129,24 @@ def _mix(args) -> int:
     sr = int(getattr(model, "sample_rate", 44100))
     tracks, names = inference.read_stems(args.stems, sample_rate=sr, max_tracks=getattr(model, "max_tracks", None),
                                          pad=args.pad)
-    print(f"mixing {len(names)} stems ({tracks.shape[-1] / sr:.1f} s at {sr} Hz) with {args.model}")
+    t, need = tracks.shape[-1], _min_samples(model)
+    if t < need:
+        raise ValueError(f"the stems are {t} samples ({t / sr:.3f} s) long, too short for {args.model}: it needs at "
+                         f"least {need} samples ({need / sr:.3f} s at {sr} Hz). Use longer stems.")
+    print(f"mixing {len(names)} stems ({t / sr:.1f} s at {sr} Hz) with {args.model}")
     mix, params = inference.mix_stems(model, tracks, block_seconds=args.block_seconds, sample_rate=sr, log=print)
     if is_dmc:
         print(inference.params_table(params, names))
     else:
         print("this model writes the mix directly: it has no parameters to show or edit.")
-    audio.save(args.out, mix, sr, overwrite=args.overwrite)
+    with atomic_outputs([path for _, path in outputs], args.overwrite) as temps:  # both files or neither
+        audio.save(temps[0], mix, sr, overwrite=True, subtype=subtype)
+        if args.params_out:
+            data = inference.params_to_json(params, names, sr, model=args.model, pad=args.pad)
+            with open(temps[1], "w") as f:
+                f.write(_json_text(data))
     print(f"wrote {args.out} (stereo, 24-bit WAV-PCM)" if args.out.lower().endswith(".wav") else f"wrote {args.out}")
     if args.params_out:
-        _write_json(args.params_out, inference.params_to_json(params, names, sr, model=args.model), args.overwrite)
         print(f"wrote {args.params_out}: edit it and run `automix render {args.stems} --params {args.params_out} "
               "--out NEW.wav`")
     return 0
@@ -138,15 +155,14 @@ def _mix(args) -> int:
 def _render(args) -> int:
     from . import audio, inference
 
-    for stem in _check_outputs(args.stems, [("--out", args.out)], args.overwrite):
+    stems = _check_outputs(args.stems, [("--out", args.out)], args.overwrite, [("the --params file", args.params)])
+    for stem in stems:
         if _same(args.params, stem):
             raise ValueError(f"--params {args.params} is one of the stems.")
-    from ._checks import read_json
-
-    obj = read_json(args.params)
-    params, names = inference.params_from_json(obj)
-    sr = int(obj.get("sample_rate", 44100)) if isinstance(obj, dict) else 44100
-    tracks, found = inference.read_stems(args.stems, sample_rate=sr, pad=args.pad)
+    _, subtype = audio.output_format(args.out, None)
+    params, names = inference.params_from_json(args.params)
+    sr = params["_sample_rate"]
+    tracks, found = inference.read_stems(args.stems, sample_rate=sr, pad=args.pad or params["_pad"])
     if found != names:
         raise ValueError(f"{args.params} describes the tracks {names} but {args.stems} holds {found}; "
                          "the names (and their order) must match.")
@@ -155,7 +171,7 @@ def _render(args) -> int:
     if gain_db:
         print(f"the mix peaked above {inference.CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does "
               "not clip.")
-    audio.save(args.out, mix, sr, overwrite=args.overwrite)
+    audio.save(args.out, mix, sr, overwrite=args.overwrite, subtype=subtype)
     print(f"wrote {args.out}")
     return 0
 
@@ -163,9 +179,12 @@ def _render(args) -> int:
 def _train(args) -> int:
     from . import train
 
-    train.train(args.config, out=args.out, resume=args.resume, progress=not args.no_progress)
-    best = os.path.join(args.out, "best.pt")
-    print(f"checkpoints in {args.out}: best.pt, last.pt (mix with `automix mix STEMS --model {best} --out MIX.wav`)")
+    if args.resume and args.overwrite:
+        raise ValueError("give --resume (continue the run in --out) or --overwrite (replace it), not both.")
+    train.train(args.config, out=args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
+    have = [f for f in ("best.pt", "last.pt") if os.path.isfile(os.path.join(args.out, f))]
+    best = os.path.join(args.out, have[0])
+    print(f"checkpoints in {args.out}: {', '.join(have)} (mix with `automix mix STEMS --model {best} --out MIX.wav`)")
     return 0
 
 
@@ -193,8 +212,26 @@ def _warnings_as_lines():
         yield
 
 
+def _seconds(text: str) -> float:
+    """argparse type: a finite, positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds (e.g. 30); got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one ``automix: error: ...`` line (exit status 2), like every other bad input."""
+
+    def error(self, message):
+        self.exit(2, f"automix: error: {message} (see `{self.prog} --help`)\n")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="automix", description="automix-lite: differentiable mixing tools.")
+    parser = _Parser(prog="automix", description="automix-lite: differentiable mixing tools.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, run mode, device and effect parameter ranges").set_defaults(func=_info)
 
@@ -206,7 +243,7 @@ def main(argv=None) -> int:
     p.add_argument("--params-out", metavar="PARAMS.json", help="also write the predicted parameters (DMC) as JSON")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--pad", action="store_true", help="zero-pad shorter stems to the longest instead of failing")
-    p.add_argument("--block-seconds", type=float, default=30.0, help="render in blocks of this length (default 30)")
+    p.add_argument("--block-seconds", type=_seconds, default=30.0, help="render in blocks of this length (default 30)")
     p.set_defaults(func=_mix)
 
     p = sub.add_parser("render", help="render stems with (edited) parameters from `automix mix --params-out`")
@@ -221,6 +258,7 @@ def main(argv=None) -> int:
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for best.pt, last.pt, history.json")
     p.add_argument("--resume", action="store_true", help="continue DIR/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in DIR")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     p.set_defaults(func=_train)
 
@@ -229,7 +267,9 @@ def main(argv=None) -> int:
     try:
         with _warnings_as_lines():
             return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError, ArithmeticError) as err:
+        if isinstance(err, OSError) and err.errno is not None:  # from the system, not from a check of ours
+            err = f"{err.filename or 'a file'}: {err.strerror}"
         print(f"automix: error: {err}", file=sys.stderr)
         return 2
 

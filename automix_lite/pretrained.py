@@ -28,11 +28,11 @@ import json
 import os
 from typing import Optional
 
-from ._checks import read_json
+from ._checks import atomic_outputs, read_json
 from .data.bundled import file_sha256
 
 __all__ = ["CHECKPOINT_DIR", "REGISTRY", "REGISTRY_FILE", "available", "load", "load_checkpoint", "card",
-           "checkpoint_path", "file_sha256", "write_registry", "read_registry", "describe"]
+           "checkpoint_path", "file_sha256", "write_registry", "read_registry", "describe", "model_file"]
 
 CHECKPOINT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints")
 """Folder of the bundled checkpoints, their model cards and ``registry.json``."""
@@ -101,11 +101,10 @@ def write_registry(folder: Optional[str] = None) -> dict:
         if os.path.isfile(path):
             entries[name] = {"file": entry["file"], "sha256": file_sha256(path), "bytes": os.path.getsize(path)}
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, REGISTRY_FILE + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump({"format": REGISTRY_FORMAT, "checkpoints": entries}, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, os.path.join(folder, REGISTRY_FILE))
+    with atomic_outputs([os.path.join(folder, REGISTRY_FILE)], overwrite=True) as (tmp,):
+        with open(tmp, "w") as f:
+            json.dump({"format": REGISTRY_FORMAT, "checkpoints": entries}, f, indent=1, sort_keys=True)
+            f.write("\n")
     if folder == CHECKPOINT_DIR:
         REGISTRY.clear()
         REGISTRY.update(_merged())
@@ -149,6 +148,15 @@ def checkpoint_path(name: str, folder: Optional[str] = None) -> str:
                          f"{expected[:16]}...; the file is damaged or was replaced (restore it, or run "
                          "write_registry() if you replaced it on purpose).")
     return path
+
+
+def model_file(name_or_path: str, folder: Optional[str] = None) -> Optional[str]:
+    """The file ``name_or_path`` refers to (a registry name's checkpoint or the path itself), without checks;
+    ``None`` for an unknown name."""
+    s = os.fspath(name_or_path)
+    if s in _ENTRIES:
+        return os.path.join(_folder(folder), _ENTRIES[s]["file"])
+    return s if _is_path(s) else None
 
 
 def load_checkpoint(name_or_path: str, device: str = "cpu", folder: Optional[str] = None) -> dict:
