@@ -100,6 +100,14 @@ def play_table(clips: Mapping[str, object], sample_rate: int, max_seconds: float
     display(HTML(table_html(clips, sample_rate, max_seconds, display_rate, notes)))
 
 
+def details(summary: str, markdown: str):
+    """A collapsed block (HTML ``<details>``) with ``markdown`` inside, e.g. a model card in chapter 3.4
+    (``notebooks/14_inference.ipynb``); it opens on a click in Jupyter, Colab and the built book."""
+    from IPython.display import Markdown
+
+    return Markdown(f"<details><summary>{html.escape(summary)}</summary>\n\n{markdown.strip()}\n\n</details>")
+
+
 def figure_png(fig, dpi: int = 80) -> bytes:
     """PNG bytes of a matplotlib figure, which is then closed: for a ``widgets.Image`` that a widget callback
     updates (a callback that draws into the cell's output can stall notebook execution in nbclient)."""
