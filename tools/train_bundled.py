@@ -165,7 +165,8 @@ def main(argv=None) -> None:
     runs = {**{name: run for name, (run, _) in MODELS.items()}, **COMPARE}
     if not args.skip_train:
         for run in dict.fromkeys(runs.values()):
-            train.train(os.path.join(ROOT, "configs", f"{run}.json"), out=os.path.join(ROOT, "runs", run), progress=False)
+            train.train(os.path.join(ROOT, "configs", f"{run}.json"), out=os.path.join(ROOT, "runs", run), progress=False,
+                        overwrite=True)  # a rerun replaces the previous runs/ folder on purpose
     runs = {label: run for label, run in runs.items() if os.path.isfile(os.path.join(ROOT, "runs", run, "best.pt"))}
     ready = [n for n in MODELS if n in runs]
     rows, summary = evaluate_all(runs)
