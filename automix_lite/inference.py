@@ -169,6 +169,27 @@ def _check_tracks(model, tracks: torch.Tensor) -> torch.Tensor:
     return tracks.float()
 
 
+_CHUNK = 1 << 18  # samples per step of the whole-song reductions below (a few MB of float64 for 8 tracks)
+
+
+def _check_song(model, tracks: torch.Tensor) -> torch.Tensor:
+    """:func:`_check_tracks` a chunk of time at a time: ``torch.isfinite`` of a whole song holds ``|tracks|`` and
+    two masks at once (as much again as the song); the checks and their messages are the same."""
+    if isinstance(tracks, torch.Tensor) and tracks.ndim == 2 and tracks.shape[-1] > _CHUNK:
+        for a in range(0, tracks.shape[-1], _CHUNK):
+            _check_tracks(model, tracks[:, a:a + _CHUNK])
+        return tracks.float()
+    return _check_tracks(model, tracks)
+
+
+def _active(tracks: torch.Tensor, silence_db: float = SILENCE_DB) -> torch.Tensor:
+    """:func:`active_mask` of ``tracks (N, T)`` in time chunks: the float64 sum of squares never holds the song."""
+    total = tracks.new_zeros(tracks.shape[0], dtype=torch.float64)
+    for a in range(0, tracks.shape[-1], _CHUNK):
+        total += tracks[:, a:a + _CHUNK].double().square().sum(-1)
+    return (total / tracks.shape[-1]).sqrt() >= 10 ** (silence_db / 20)
+
+
 def _windows(t: int, length: int, count: int) -> list:
     """Starts of ``count`` windows of ``length`` samples spread over ``t`` samples (first at 0, last at the end)."""
     if length >= t:
@@ -193,10 +214,10 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
     silent in all of them gets an extra window at its loudest part), and converted with
     ``model.console.to_params``. ``mask (N,)`` marks the tracks to use (default: not silent).
     """
-    tracks = _check_tracks(model, tracks)
+    tracks = _check_song(model, tracks)
     sr = int(sample_rate or getattr(model, "sample_rate", 44100))
     n, t = tracks.shape
-    mask = active_mask(tracks) if mask is None else mask.to(torch.bool).reshape(n)
+    mask = _active(tracks) if mask is None else mask.to(torch.bool).reshape(n)
     if not bool(mask.any()):
         raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to mix.")
     dev = next(model.parameters()).device
@@ -215,7 +236,10 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
     for s in starts:
         covered |= active_mask(tracks[:, s:s + length])
     for k in torch.nonzero(mask & ~covered).flatten().tolist():  # active tracks no window heard: add their loudest part
-        energy = tracks[k].square()[: (t // length) * length].reshape(-1, length).sum(-1)
+        whole = (t // length) * length
+        step = max(1, _CHUNK // length) * length  # whole windows at a time: the track is never squared at once
+        energy = torch.cat([tracks[k, a:min(a + step, whole)].square().view(-1, length).sum(-1)
+                            for a in range(0, whole, step)])
         starts.append(int(energy.argmax()) * length)
     track_sum = bus_sum = None
     weight, used = torch.zeros(n, 1), 0
@@ -271,47 +295,98 @@ def _blockwise(render: Callable, t: int, block: int, margin: int, fade: int, dty
     return out
 
 
+def _limit_gain_db(mix: torch.Tensor, ceiling_db: float) -> float:
+    """The gain (dB, <= 0) that brings the peak of ``mix`` down to ``ceiling_db``; 0.0 if it is not above.
+
+    The peak comes from one min/max pass (``torch.aminmax``), without a copy of ``|mix|``."""
+    if not mix.numel():
+        return 0.0
+    low, high = (float(v) for v in torch.aminmax(mix.detach()))
+    peak = max(high, -low) if low == low and high == high else math.nan
+    if peak <= 10 ** (ceiling_db / 20):
+        return 0.0
+    return ceiling_db - 20 * math.log10(peak)
+
+
 def limit_peak(mix: torch.Tensor, ceiling_db: float = CEILING_DB):
     """``(mix, gain_db)``: ``mix`` scaled down so that its peak is at most ``ceiling_db`` dBFS (gain 0 dB if it was)."""
-    peak = float(mix.detach().abs().max()) if mix.numel() else 0.0
-    limit = 10 ** (ceiling_db / 20)
-    if peak <= limit:
+    gain_db = _limit_gain_db(mix, ceiling_db)
+    if not gain_db:
         return mix, 0.0
-    gain_db = ceiling_db - 20 * math.log10(peak)
     return mix * 10 ** (gain_db / 20), gain_db
+
+
+_WORK = 1 << 20
+"""Samples times tracks per block of the consoles (see :func:`_work_block`; 8 tracks: 3.0 s at 44.1 kHz)."""
+
+_NET_WORK = 1 << 16
+"""Input samples per sub-block of the Mix-Wave-U-Net (1.5 s at 44.1 kHz, about 100 MB for the bundled network:
+its first level alone holds ``channels`` signals of that length, the skips and concatenations several more)."""
+
+
+def _work_block(n: int, sr: int, budget: int = _WORK) -> int:
+    """Samples per block for ``n`` tracks within ``budget`` samples times tracks (at least a second)."""
+    return max(int(sr), budget // max(n, 1))
+
+
+def _unet_context(model) -> int:
+    """Input samples on each side of an output sample that a Mix-Wave-U-Net's output depends on (an upper bound).
+
+    Down level ``i`` (rate ``2^-i``) convolves over ``k_down // 2`` of its samples on each side, the bottleneck
+    likewise at the lowest rate, and each up level interpolates from samples less than one step of the level
+    below away and convolves over ``k_up // 2``: the sum in input samples, plus one grid step (``2^depth``) to
+    spare. The bundled network (depth 7): 2,421 samples (55 ms); its output measurably reaches about 2,250.
+    """
+    depth = int(model.depth)
+    down, up = model.down[0].kernel_size[0] // 2, model.up[0].kernel_size[0] // 2
+    bottleneck = model.bottleneck.kernel_size[0] // 2
+    reach = sum(down * 2 ** i + 2 ** (i + 1) + up * 2 ** i for i in range(depth)) + bottleneck * 2 ** depth
+    return reach + 2 ** depth
+
+
+def _is_unet(model) -> bool:
+    return all(hasattr(model, k) for k in ("depth", "down", "bottleneck", "up")) and len(model.down) > 0
 
 
 @torch.no_grad()
 def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_seconds: float = 1.0,
-              analysis_seconds: float = 30.0, analysis_windows: int = 6, whole_song_seconds: float = 600.0,
-              long_block_seconds: float = 120.0, warmup_seconds: float = 10.0, ceiling_db: float = CEILING_DB,
-              sample_rate: Optional[int] = None,
+              analysis_seconds: float = 30.0, analysis_windows: int = 6, whole_song_seconds: Optional[float] = None,
+              long_block_seconds: Optional[float] = None, warmup_seconds: Optional[float] = None,
+              ceiling_db: float = CEILING_DB, sample_rate: Optional[int] = None,
               log: Optional[Callable[[str], None]] = None):
     """Mix a whole song ``tracks (N, T)`` (at the model's sample rate) -> ``(mix (2, T), params)``.
 
-    DMC: the parameters are estimated once (:func:`estimate_params`) and rendered
+    Apart from ``tracks`` and the mix, memory does not grow with the song: everything is rendered in blocks
+    of a few seconds (``_WORK`` samples times tracks, 3 s for 8 tracks), and the results equal rendering
+    the whole song at once to float32 rounding. DMC: the parameters are estimated once (:func:`estimate_params`)
+    and rendered
 
-    - basic console (gain, pan): in blocks of ``block_seconds``; the console has no memory, so the
-      blocks join exactly (the result equals rendering the whole song at once);
-    - full console (compressor, reverb and the neural proxy have memory): the whole song at once when it is
-      at most ``whole_song_seconds`` long (memory grows with length: about 0.5 GB per minute for 8 tracks);
-      longer songs in blocks of ``long_block_seconds``, each rendered from ``warmup_seconds`` earlier so that
-      the effects' state has settled (the effects are causal: a long enough warm-up makes the blocks exact;
-      10 s covers the longest reverb decay), joined by ``overlap_seconds`` crossfades.
+    - basic console (gain, pan): in blocks of ``block_seconds`` (or shorter); the console has no memory, so
+      the blocks join exactly;
+    - full DSP console (EQ, compressor and reverb have memory): with
+      :func:`automix_lite.dsp.console.mix_blocks`, which carries the reverb's tail (overlap-add) and the
+      compressor's gain reduction from block to block and starts each block's EQ ``warmup_seconds``
+      earlier (default: from the EQ's slowest pole, about 0.5 s for the bundled model);
+    - neural-proxy console: in blocks with the proxy's receptive field as context on both sides (exact);
+
+    each in blocks of ``long_block_seconds`` (default: the memory budget above), or in one go for songs of at
+    most ``whole_song_seconds`` (default: only songs that fit in one block).
 
     Mix-Wave-U-Net: blocks of ``block_seconds`` rendered with ``overlap_seconds`` of context on both sides
     (each block's input starts on a multiple of ``2 ** depth`` samples, the grid its decimation keeps),
-    joined by linear crossfades of ``overlap_seconds``. ``params`` is then ``{}`` (no parameters).
+    joined by linear crossfades of ``overlap_seconds``. Each block runs through the network in sub-blocks of
+    ``_NET_WORK`` samples with its receptive field as context (:func:`_unet_context`), which gives the block's
+    output exactly. ``params`` is then ``{}`` (no parameters).
 
     Silent tracks (RMS below :data:`SILENCE_DB`) are masked. If the mix peaks above ``ceiling_db`` it is
     scaled down; ``params["_output_gain_db"]`` holds the gain applied (0.0 if none) and ``log`` (e.g.
     ``print``) is told. DMC ``params`` are real-unit tensors for batch 1 (``(1, N)``, ``(1, N, P)``,
     ``(1,)``), as ``model.estimate`` returns them.
     """
-    tracks = _check_tracks(model, tracks)
+    tracks = _check_song(model, tracks)
     sr = int(sample_rate or getattr(model, "sample_rate", 44100))
     n, t = tracks.shape
-    mask = active_mask(tracks)
+    mask = _active(tracks)
     if not bool(mask.any()):
         raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to mix.")
     if not mask.all() and log is not None:
@@ -327,22 +402,49 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
         def render(a, b):
             return model.render(x[..., a:b], params, m)[0]
 
-        if getattr(model, "console_kind", "basic") == "basic":
-            mix = _blockwise(render, t, block, 0, 0)
-        elif t <= whole_song_seconds * sr:
+        from .dsp.console import mix_blocks
+        from .models.dmc import DSPConsole
+
+        long_block = None if long_block_seconds is None else max(1, int(round(long_block_seconds * sr)))
+        if getattr(model, "console_kind", "basic") == "basic":  # no memory: any blocks join exactly
+            mix = _blockwise(render, t, min(block, _work_block(n, sr)), 0, 0)
+        elif whole_song_seconds is not None and t <= whole_song_seconds * sr:
             mix = render(0, t)
-        else:
-            mix = _blockwise(render, t, max(1, int(round(long_block_seconds * sr))), int(warmup_seconds * sr), overlap)
+        elif isinstance(model.console, DSPConsole):
+            warmup = None if warmup_seconds is None else int(round(warmup_seconds * sr))
+            public = {k: v for k, v in params.items() if not k.startswith("_")}
+            mix = mix_blocks(x, model.console.sample_rate, public, m, pan_law=model.console.pan_law,
+                             block=long_block, warmup=warmup)[0]
+        else:  # the neural proxy: a non-causal TCN of finite receptive field, so context on both sides is exact
+            rf = int(model.console.proxy.receptive_field)
+            mix = _blockwise(render, t, long_block or max(4 * rf, (_WORK // 4) // n), rf, 0)
     else:
         params = {}
         step = 2 ** getattr(model, "depth", 0)
+        if _is_unet(model):
+            context = _unet_context(model)
+            context += (-context) % step  # whole grid steps, so every sub-block starts on the grid
+            sub = max(_NET_WORK - _NET_WORK % step, 4 * context)
+
+            def run(a0, b):  # model(x[..., a0:b]) for a0 on the grid, in sub-blocks that see the same samples
+                def piece(c, d):  # c is on the grid: sub and context are multiples of step
+                    return model(x[..., a0 + c:a0 + d], m)[0]
+
+                return _blockwise(piece, b - a0, sub, context, 0)
+        else:
+            def run(a0, b):
+                return model(x[..., a0:b], m)[0]
 
         def render_direct(a, b):  # start on the network's decimation grid, as a one-shot run does
             a0 = a - a % step
-            return model(x[..., a0:b], m)[0][..., a - a0:]
+            return run(a0, b)[..., a - a0:]
 
         mix = _blockwise(render_direct, t, block, overlap, overlap)
-    mix, gain_db = limit_peak(mix.float().cpu(), ceiling_db)
+    mix = mix.float().cpu()
+    gain_db = _limit_gain_db(mix, ceiling_db)
+    if gain_db:  # in place (a scaled copy would double the mix), unless a model handed back its input
+        shared = mix.untyped_storage().data_ptr() == tracks.untyped_storage().data_ptr()
+        mix = mix * 10 ** (gain_db / 20) if shared else mix.mul_(10 ** (gain_db / 20))
     params["_output_gain_db"] = gain_db
     if gain_db and log is not None:
         log(f"the mix peaked above {ceiling_db:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does not clip.")

@@ -40,7 +40,7 @@ from torch import nn
 
 from .._checks import as_param, check_audio, check_sample_rate
 from .biquad import biquad_sos, parametric_eq_sos, sosfilt
-from .dynamics import compressor
+from .dynamics import EPS as _DETECTOR_EPS, compressor
 from .panning import LAWS, db_to_gain, pan
 from .reverb import fft_convolve, reverb_impulse_response
 
@@ -338,7 +338,7 @@ def _eq_sos(sr: float, p: Mapping, m: int, like: torch.Tensor) -> torch.Tensor:
     # coefficients in float64 (as in parametric_eq): float32 RBJ coefficients cost ~2.5e-4 of accuracy
     hp = biquad_sos("highpass", 0.0, p["highpass_cutoff_hz"].double().clamp(max=cap), FILTER_Q, sr)
     eq = parametric_eq_sos(
-        sr, batch=m, like=like.double(),
+        sr, batch=m, like=torch.empty(0, dtype=torch.float64, device=like.device),  # not like.double(): a copy of x
         low_shelf_gain_db=p["low_shelf_gain_db"], low_shelf_cutoff_hz=p["low_shelf_cutoff_hz"].clamp(max=cap),
         low_shelf_q=FILTER_Q, peak_gains_db=p["peak_gain_db"], peak_cutoffs_hz=p["peak_cutoff_hz"].clamp(max=cap),
         peak_qs=p["peak_q"], high_shelf_gain_db=p["high_shelf_gain_db"],
@@ -425,11 +425,14 @@ def _reverb_bus(send: torch.Tensor, sr: float, t60: torch.Tensor, seed: int) -> 
     """Stereo send sum (B, 2, T) -> 100 % wet stereo reverb (B, 2, T): a decorrelated two-channel IR
     (``reverb.reverb_impulse_response`` with ``channels=2``, fixed ``seed``), one channel per side.
     IRs of decay times that need no gradient are cached (hand mixing re-uses the same few)."""
+    return fft_convolve(send, _bus_ir(sr, t60, seed, send))
+
+
+def _bus_ir(sr: float, t60: torch.Tensor, seed: int, like: torch.Tensor) -> torch.Tensor:
+    """The reverb bus's stereo IR ``(1 or B, 2, N)`` on ``like``'s dtype and device (cached without gradient)."""
     if t60.requires_grad:
-        ir = reverb_impulse_response(sr, t60, seed=seed, channels=2, dtype=send.dtype, device=send.device)
-    else:
-        ir = _fixed_ir(sr, tuple(t60.tolist()), seed, send.dtype, send.device)
-    return fft_convolve(send, ir)
+        return reverb_impulse_response(sr, t60, seed=seed, channels=2, dtype=like.dtype, device=like.device)
+    return _fixed_ir(sr, tuple(t60.tolist()), seed, like.dtype, like.device)
 
 
 def mix(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optional[torch.Tensor] = None,
@@ -461,6 +464,164 @@ def mix(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optional[torch
         ret = db_to_gain(p["reverb_return_db"]).view(b, 1, 1)
         master = master + ret * _reverb_bus(send.sum(1), sr, p["reverb_t60_s"], reverb_seed)
     return master * db_to_gain(p["master_gain_db"]).view(b, 1, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Long songs: the console block by block
+# --------------------------------------------------------------------------------------------
+
+BLOCK_SAMPLES = 1 << 20
+"""Default block of :func:`mix_blocks`, in samples times tracks (8 tracks: 131,072 samples, 3.0 s at 44.1 kHz;
+a block's signals then take about 40 MB)."""
+
+SETTLE = 1e-12
+"""The fraction to which :func:`mix_blocks` lets the state it does not copy decay: the EQ's start state
+(over its warm-up) and the gap between the compressor's start and the gain reduction it resumes (over
+its prefix)."""
+
+_AUDIBLE = 1e-15  # |x| below this reads as -100 dB in the compressor's detector: no gain reduction asked for
+
+
+def _decay_samples(a: float, fraction: float = SETTLE) -> int:
+    """The fewest samples ``n`` with ``a ** n <= fraction`` for a decay factor ``0 <= a < 1`` per sample."""
+    if a <= 0.0:
+        return 0
+    if a >= 1.0:
+        raise ValueError(f"a decay factor of {a} per sample never decays.")
+    return math.ceil(math.log(fraction) / math.log(a))
+
+
+def eq_warmup_samples(sos: torch.Tensor) -> int:
+    """Samples of warm-up after which the cascades ``sos (..., S, 6)`` (a0 = 1) have forgotten their start state.
+
+    Twice the time in which the slowest pole's free response decays by :data:`SETTLE` (the factor two covers
+    the slower decay of coinciding poles in a cascade): about 0.5 s for the settings the bundled DMC predicts,
+    35 s for the slowest the console allows (a +24 dB, Q 10 peak at 20 Hz).
+    """
+    a1, a2 = sos[..., 4].detach().double(), sos[..., 5].detach().double()
+    disc = (a1 * a1 - 4 * a2).to(torch.complex128).sqrt()
+    radius = float((torch.maximum((-a1 + disc).abs(), (-a1 - disc).abs()) / 2).max())
+    return 2 * _decay_samples(radius)
+
+
+def _compressor_prefix(state: torch.Tensor, s: torch.Tensor, thr: torch.Tensor, knee: torch.Tensor,
+                       n: int, like: torch.Tensor) -> torch.Tensor:
+    """``(M, 1, n)``: a constant input whose static gain reduction is ``state`` (dB, float64 ``(M,)``).
+
+    The compressor starts at y_L = 0 and rises towards it with its attack coefficient; ``n`` samples bring it
+    within ``SETTLE`` of ``state``. Inverts ``x_L = s h(x_G - T)`` (the soft knee ``h``) and
+    ``x_G = 10 log10(v^2 + eps)``; rows with ``state == 0`` or ratio 1 (``s == 0``) get silence.
+    """
+    on = (state > 0) & (s > 0)
+    h = torch.where(on, state / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(state))
+    half = knee / 2
+    u = torch.where(h >= half, h, torch.sqrt(2 * knee * h) - half)
+    power = torch.pow(10.0, (thr + u) / 10) - _DETECTOR_EPS
+    v = torch.where(on, power.clamp_min(0).sqrt(), torch.zeros_like(power))
+    return v.to(like.dtype).view(-1, 1, 1).expand(-1, 1, n)
+
+
+def _gain_reduction_at_end(x: torch.Tensor, y: torch.Tensor, makeup: torch.Tensor, a_release: torch.Tensor,
+                           start: torch.Tensor) -> torch.Tensor:
+    """The compressor's state y_L (dB, float64 ``(M,)``) after the last sample of its input ``x`` and output ``y``.
+
+    At the last sample ``j`` with ``|x| >= _AUDIBLE`` it is ``makeup - 20 log10(|y_j / x_j|)`` (float32 rounding
+    of ``y`` costs about 5e-7 dB); after it the detector reads -100 dB, below every threshold, so y_L only
+    decays, by the release coefficient per sample. A row without such a sample decays from ``start``.
+    """
+    x, y = x[:, 0], y[:, 0]
+    length = x.shape[-1]
+    audible = x.abs() >= _AUDIBLE
+    heard = audible.any(-1)
+    last = length - 1 - audible.flip(-1).to(torch.uint8).argmax(-1)
+    rows = torch.arange(x.shape[0], device=x.device)
+    xj, yj = x[rows, last].double().abs(), y[rows, last].double().abs()
+    at_last = makeup - 20 * torch.log10(torch.where(heard, yj / torch.where(heard, xj, torch.ones_like(xj)),
+                                                    torch.ones_like(xj)))
+    end = torch.where(heard, at_last * a_release ** (length - 1 - last).double(), start * a_release ** length)
+    return end.clamp_min(0.0)
+
+
+def mix_blocks(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optional[torch.Tensor] = None,
+               pan_law: str = DEFAULT_PAN_LAW, reverb: bool = True, reverb_seed: int = REVERB_SEED,
+               block: Optional[int] = None, warmup: Optional[int] = None) -> torch.Tensor:
+    """:func:`mix` rendered block by block: the same master ``(B, 2, T)``, with working memory set by ``block``.
+
+    For songs too long to hold every strip's signals at once (``automix mix`` of a full DMC). Arguments as
+    for :func:`mix`; ``block`` is the block length in samples (default :data:`BLOCK_SAMPLES` divided by the
+    number of strips, at least one second). Every effect with memory continues from one block into the next:
+
+    - reverb bus: overlap-add, exact; each block's send is convolved in full, and the tail that rings past
+      the block is added to the blocks that follow;
+    - compressor: its one state, the smoothed gain reduction y_L, is read at the end of each block (from
+      the block's input and output, :func:`_gain_reduction_at_end`) and restored at the start of the next by
+      a constant prefix whose static gain reduction equals it (:func:`_compressor_prefix`), which the attack
+      ballistics reach within :data:`SETTLE` (28 attack times: 1,200 samples for a 1 ms attack);
+    - EQ (high-pass, shelves, peaks): each block is filtered from ``warmup`` samples earlier, by default
+      :func:`eq_warmup_samples` of the settings.
+
+    The result equals :func:`mix` to float32 rounding (about 1e-7 of full scale; not bit for bit: the
+    restored gain reduction is good to about 1e-6 dB, and the FFTs differ in length). Meant for rendering
+    (under ``torch.no_grad``); train with :func:`mix`.
+    """
+    tracks = _check_tracks(tracks)
+    sr = check_sample_rate(sample_rate)
+    _check_law(pan_law)
+    _check_keys(params, ALL_NAMES, "mix")
+    b, n, t = tracks.shape
+    w = _check_mask(mask, b, n, tracks)
+    shapes = _shapes(b, n, _n_peaks_of(params, 2, DEFAULT_N_PEAKS))
+    dims = {"track": ("batch", "tracks"), "peak": ("batch", "tracks", "bands"), "bus": ("batch",)}
+    p = _validated(params, ALL_NAMES, shapes, dims, tracks)
+    m = b * n
+    f = {k: p[k].reshape(m, *p[k].shape[2:]) for k in STRIP_NAMES}
+    if block is None:
+        block = max(int(sr), BLOCK_SAMPLES // m)
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"block must be a positive number of samples; got {block!r}.")
+    x = tracks.reshape(m, 1, t)
+    sos = _eq_sos(sr, f, m, x).unsqueeze(1)
+    warmup = eq_warmup_samples(sos) if warmup is None else max(0, int(warmup))
+    fader = db_to_gain(f["gain_db"]).view(m, 1, 1)
+    comp = [f[k] for k in ("threshold_db", "ratio", "attack_ms", "release_ms", "knee_db", "makeup_db")]
+    thr, ratio, attack, release, knee, makeup = (v.detach().double() for v in comp)  # as dynamics._prepare
+    s = 1.0 - 1.0 / ratio
+    a_attack, a_release = torch.exp(-1000.0 / (attack * sr)), torch.exp(-1000.0 / (release * sr))
+    pressing = s > 0
+    prefix = _decay_samples(float(a_attack[pressing].max())) + 1 if bool(pressing.any()) else 0
+    send_gain = db_to_gain(f["reverb_send_db"]).view(m, 1, 1)
+    ret = db_to_gain(p["reverb_return_db"]).view(b, 1, 1)
+    master_gain = db_to_gain(p["master_gain_db"]).view(b, 1, 1)
+    ir = _bus_ir(sr, p["reverb_t60_s"], reverb_seed, tracks) if reverb else None
+    state = torch.zeros(m, dtype=torch.float64, device=tracks.device)  # y_L after the previous block
+    tail = None
+    out = tracks.new_zeros(b, 2, t)
+    for lo in range(0, t, block):
+        hi = min(t, lo + block)
+        size = hi - lo
+        a = max(0, lo - warmup)
+        y = sosfilt(sos, x[..., a:hi] * fader)[..., lo - a:]
+        lead = _compressor_prefix(state, s, thr, knee, prefix, y) if lo > 0 and prefix else None
+        y_in = y if lead is None else torch.cat([lead, y], -1)
+        y_c = compressor(y_in, sr, *comp)[..., y_in.shape[-1] - size:]
+        state = torch.where(pressing, _gain_reduction_at_end(y, y_c, makeup, a_release, state), torch.zeros_like(state))
+        del y, y_in, lead
+        o = pan(y_c, f["pan"], pan_law)
+        send = o * send_gain
+        o, send = o.view(b, n, 2, size), send.view(b, n, 2, size)
+        if w is not None:
+            o, send = o * w, send * w
+        master = o.sum(1)
+        del o
+        if reverb:
+            wet = fft_convolve(send.sum(1), ir, mode="full")
+            if tail is not None:
+                wet[..., :tail.shape[-1]] += tail
+            master = master + ret * wet[..., :size]
+            tail = wet[..., size:].clone()
+            del wet
+        out[..., lo:hi] = master * master_gain
+    return out
 
 
 # --------------------------------------------------------------------------------------------
