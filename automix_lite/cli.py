@@ -181,7 +181,10 @@ def _train(args) -> int:
 
     if args.resume and args.overwrite:
         raise ValueError("give --resume (continue the run in --out) or --overwrite (replace it), not both.")
-    train.train(args.config, out=args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
+    train.train(args.config, out=args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite,
+                steps=args.steps, nproc=args.nproc)
+    if os.environ.get("RANK", "0") != "0":  # one of several torchrun processes: rank 0 reports
+        return 0
     have = [f for f in ("best.pt", "last.pt") if os.path.isfile(os.path.join(args.out, f))]
     best = os.path.join(args.out, have[0])
     print(f"checkpoints in {args.out}: {', '.join(have)} (mix with `automix mix STEMS --model {best} --out MIX.wav`)")
@@ -260,6 +263,11 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="continue DIR/last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in DIR")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="train N steps instead of the config's (a quick run; the checkpoint's config records it)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="data-parallel training in N processes on this machine (one per GPU on CUDA, gloo on CPU); "
+                        "the config's batch_size is the global batch, split among them. Under torchrun leave it out")
     p.set_defaults(func=_train)
 
     sub.add_parser("models", help="list the bundled pretrained models").set_defaults(func=_models)

@@ -16,6 +16,12 @@ key; ``configs/*.json`` are the recorded ones). Run one with ``automix train CON
   (``best.pt``, ``last.pt``) with the config, the history, the package version and git commit, and a
   sha256 of the payload that :func:`load_checkpoint` verifies. ``resume=True`` continues ``last.pt``
   (weights, optimiser, schedule, history). ``history.json`` and ``loss_curve.png`` are written too.
+- One machine or many: ``automix train CONFIG --out DIR --nproc N`` starts N processes (one per GPU with
+  CUDA, NCCL; gloo on CPU) and ``torchrun ... -m automix_lite.train CONFIG --out DIR`` runs under PyTorch's
+  launcher. The model is wrapped in ``DistributedDataParallel``; ``batch_size`` stays the *global* batch, of
+  which every rank takes its slice ``batch_size / N`` of the same items, and BatchNorm statistics, dropout
+  masks and the loss are those of the global batch, so N processes train the weights one process would
+  (see :func:`train`). Only rank 0 validates, logs and writes files.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 import time
 from typing import Optional
 
@@ -35,7 +42,7 @@ from ._checks import read_json
 from .losses import StereoLoss
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "build_model", "train", "save_checkpoint", "load_checkpoint",
-           "pretrain_encoder", "plot_history", "code_version"]
+           "pretrain_encoder", "plot_history", "code_version", "main"]
 
 CHECKPOINT_FORMAT = "automix-lite-model/1"
 
@@ -329,24 +336,336 @@ def _basic_columns() -> tuple:
     return names.index("gain_db"), names.index("pan")
 
 
-def _forward(model, cfg, batch, device, loss_fn, amp: bool):
-    tracks, mask, target = batch["tracks"].to(device), batch["mask"].to(device), batch["mix"].to(device)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-        if cfg["model"] == "dmc":
-            params = model.estimate(tracks, mask)
-        else:
-            y = model(tracks, mask)
-    if cfg["model"] == "dmc":
+class _Net(torch.nn.Module):
+    """The model as training calls it: ``(tracks, mask) -> (mix, predicted gain and pan or None)``, the network
+    under bfloat16 autocast when ``amp``, a DMC's console in float32. One module, so that
+    ``DistributedDataParallel`` wraps the whole forward pass (a DMC's ``estimate`` and ``render`` included)."""
+
+    def __init__(self, model: torch.nn.Module, cfg: dict, amp: bool):
+        super().__init__()
+        self.model, self.amp, self.dmc = model, amp, cfg["model"] == "dmc"
+        self.param_loss = self.dmc and bool(cfg["param_weight"])
+
+    def forward(self, tracks, mask):
+        with torch.autocast(device_type=tracks.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            if self.dmc:
+                params = self.model.estimate(tracks, mask)
+            else:
+                y = self.model(tracks, mask)
+        if not self.dmc:
+            return y.float(), None
         params = {k: v.float() for k, v in params.items()}
-        y = model.render(tracks, params, mask)
-    loss = loss_fn(y.float(), target)
-    if cfg["model"] == "dmc" and cfg["param_weight"]:
+        y = self.model.render(tracks, params, mask)
+        names = self.model.track_names
+        pred = params["_track"][..., [names.index("gain_db"), names.index("pan")]] if self.param_loss else None
+        return y.float(), pred
+
+
+def _loss(run, batch: dict, net, shard: bool = False) -> torch.Tensor:
+    """The loss of ``batch`` through ``net``. ``shard`` (several processes): ``batch`` is this rank's slice and the
+    loss is that of the global batch (:func:`_global_stereo_loss`; the parameter loss's sums added over the
+    ranks too), the same value on every rank."""
+    device, cfg = run.device, run.cfg
+    tracks, mask, target = batch["tracks"].to(device), batch["mask"].to(device), batch["mix"].to(device)
+    y, pred = net(tracks, mask)
+    if shard and run.dist is not None:
+        def total(t):
+            return _SumOverRanks.apply(t, run.dist)
+
+        loss = _global_stereo_loss(run.loss_fn, y, target, total)
+    else:
+        def total(t):
+            return t
+
+        loss = run.loss_fn(y, target)
+    if pred is not None:
         gi, pi = _basic_columns()
         ref = batch["params"].to(device)[..., [gi, pi]]
-        pred = params["_track"][..., [model.track_names.index("gain_db"), model.track_names.index("pan")]]
         w = mask.unsqueeze(-1).to(pred.dtype)
-        loss = loss + cfg["param_weight"] * ((pred - ref).abs() * w).sum() / (2 * w.sum())
+        loss = loss + cfg["param_weight"] * total(((pred - ref).abs() * w).sum()) / (2 * total(w.sum()))
     return loss
+
+
+# ------------------------------------------------------------------ several processes (data parallel)
+
+
+class _Dist:
+    """This process's place in a data-parallel run: ``rank`` of ``world`` (``local_rank`` on its machine), the
+    ``group`` for the collectives inside the model and the loss, a gloo ``control`` group for Python objects,
+    and whether this module started the process group (``owns``: it also ends it)."""
+
+    def __init__(self, rank: int, world: int, local_rank: int, owns: bool):
+        import torch.distributed as dist
+
+        self.rank, self.world, self.local_rank, self.owns = rank, world, local_rank, owns
+        self.group = dist.new_group()
+        self.control = dist.new_group(backend="gloo")
+
+    def close(self, finished: bool) -> None:
+        import torch.distributed as dist
+
+        if finished:
+            dist.barrier(group=self.control)  # every rank returns once rank 0 has written the run's files
+        if self.owns:
+            dist.destroy_process_group()
+
+
+def _launched_world() -> int:
+    """The number of processes this one belongs to: an initialised process group's, else torchrun's
+    ``WORLD_SIZE`` (1 when neither)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    text = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return max(int(text), 1)
+    except ValueError:
+        raise ValueError(f"WORLD_SIZE={text!r} (set by the launcher) is not a whole number.") from None
+
+
+def _per_rank_batch(cfg: dict, world: int) -> int:
+    """Items per rank and step: ``batch_size`` is the global batch, split evenly."""
+    if cfg["batch_size"] % world:
+        raise ValueError(f"batch_size {cfg['batch_size']} (the global batch of a step) does not divide among {world} "
+                         f"processes; give a batch_size that is a multiple of {world} (each process takes batch_size / "
+                         f"{world} items of every step) or another number of processes.")
+    return cfg["batch_size"] // world
+
+
+def _rank_device(cfg: dict, world: int, local_rank: int) -> torch.device:
+    """The device of this rank: the config's (:func:`_device`); with several processes on CUDA,
+    ``cuda:LOCAL_RANK``."""
+    dev = _device(cfg["device"])
+    if world == 1 or dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise ValueError(f"device {dev.type!r} cannot train in several processes (PyTorch's distributed engine runs on "
+                         "CPU, gloo, or CUDA, NCCL); set \"device\" to \"cpu\", \"cuda\" or \"auto\".")
+    if cfg["device"].startswith("cuda:"):
+        raise ValueError(f"device {cfg['device']!r} names one GPU, but each of the {world} processes takes its own "
+                         "(cuda:LOCAL_RANK); set \"device\": \"cuda\" or \"auto\" in the config.")
+    have = torch.cuda.device_count()
+    if local_rank >= have:
+        raise ValueError(f"process {local_rank} on this machine needs CUDA device cuda:{local_rank}, but there are "
+                         f"{have}; start at most {have} processes per machine (--nproc / --nproc-per-node).")
+    return torch.device("cuda", local_rank)
+
+
+def _join(cfg: dict, rank: int, world: int, local_rank: int, init_method: str):
+    """Check the batch and the device, then join (or start) the process group: ``(_Dist, device)``."""
+    import torch.distributed as dist
+
+    _per_rank_batch(cfg, world)
+    device = _rank_device(cfg, world, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=init_method, rank=rank,
+                                world_size=world)
+    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns), device
+
+
+def _on_rank0(dist, fn):
+    """``fn()`` on rank 0 (the rank that touches the out folder), its result or its error shared with every
+    rank, so that all of them go on or all stop with the same error. Without ``dist``: ``fn()``."""
+    if dist is None:
+        return fn()
+    import torch.distributed
+
+    result = error = None
+    if dist.rank == 0:
+        try:
+            result = fn()
+        except Exception as err:  # noqa: BLE001 - passed on to every rank and raised there
+            error = err
+    box = [(result, error)]
+    torch.distributed.broadcast_object_list(box, src=0, group=dist.control)
+    result, error = box[0]
+    if error is not None:
+        raise error
+    return result
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """All-reduce (sum) that gradients flow through: the gradient of every rank's input is the sum of the ranks'
+    gradients of the result."""
+
+    @staticmethod
+    def forward(ctx, x, dist):
+        import torch.distributed
+
+        ctx.dist = dist
+        y = x.clone()
+        torch.distributed.all_reduce(y, group=dist.group)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed
+
+        g = grad.contiguous().clone()
+        torch.distributed.all_reduce(g, group=ctx.dist.group)
+        return g, None
+
+
+class _STFTSums(torch.autograd.Function):
+    """One resolution of the MR-STFT loss as sums over this rank's slice, per channel: ``sum (|S_x| - |S_y|)^2``
+    and ``sum |log |S_x| - log |S_y||`` (``xp``: padded prediction rows, ``y``: target magnitudes ``(batch,
+    channels, bins, frames)``), with the backward pass of ``losses._ResolutionLoss`` (same adjoint STFT)."""
+
+    @staticmethod
+    def forward(ctx, xp, y, window, n_fft, hop, eps):
+        from .losses import _spectrum
+
+        spec, x = _spectrum(xp, window, n_fft, hop, eps)
+        x = x.view(y.shape)
+        d = x - y
+        ctx.save_for_backward(spec, x, d, window)
+        ctx.config = (n_fft, hop, eps, xp.shape[-1])
+        return d.square().sum((0, 2, 3)), torch.div(x, y).log_().abs_().sum((0, 2, 3))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_sq, grad_log):
+        from .losses import _stft_adjoint
+
+        spec, x, d, window = ctx.saved_tensors
+        n_fft, hop, eps, length = ctx.config
+        group = (1, -1, 1, 1)
+        floor = torch.tensor(eps, dtype=x.dtype, device=x.device).sqrt()  # the clamped magnitude, bit for bit
+        inv = torch.where(x > floor, x.reciprocal(), 0.0)  # no gradient through clamped bins
+        scale = torch.sign(d).mul_(inv).mul_(grad_log.view(group)).add_(d * (2 * grad_sq).view(group)).mul_(inv)
+        return _stft_adjoint(spec, scale.view(spec.shape), window, n_fft, hop, length), None, None, None, None, None
+
+
+def _global_stereo_loss(loss_fn: StereoLoss, pred: torch.Tensor, target: torch.Tensor, total) -> torch.Tensor:
+    """``loss_fn`` (a :class:`StereoLoss`) of the global batch, from this rank's slice ``pred``, ``target``.
+
+    The MR-STFT's spectral convergence ``||S_x - S_y|| / ||S_y||`` is one ratio over the whole batch and its
+    log-magnitude term one mean, so a mean of the ranks' losses would be another objective. Each rank sums
+    its slice's squared differences, squared target magnitudes, log differences and bins per resolution and
+    channel (:class:`_STFTSums`); ``total`` adds those up over the ranks (:class:`_SumOverRanks`, one
+    all-reduce), and the loss follows as ``StereoLoss`` computes it. ``total = lambda t: t`` gives
+    ``loss_fn(pred, target)`` (a test checks it)."""
+    import torch.nn.functional as F
+
+    from .losses import _hann, _spectrum
+
+    m = loss_fn.mrstft
+    m._check(pred, target, channels=2)
+
+    def sum_diff(x):  # (B, 2, T): channel 0 = L + R, channel 1 = L - R
+        return torch.stack([x[:, 0] + x[:, 1], x[:, 0] - x[:, 1]], dim=1)
+
+    pred, target = sum_diff(pred), sum_diff(target).detach().to(pred.dtype)
+    b, c, t = pred.shape
+    local = []
+    for n_fft, hop, win in m.resolutions:
+        window = _hann(win, pred.dtype, pred.device)
+
+        def padded(x):  # torch.stft's center=True: reflect-pad n_fft // 2 samples at both ends
+            return F.pad(x.reshape(b * c, 1, t), (n_fft // 2, n_fft // 2), mode="reflect").squeeze(1)
+
+        with torch.no_grad():
+            y = _spectrum(padded(target), window, n_fft, hop, m.eps)[1]
+        y = y.view(b, c, *y.shape[1:])
+        sq, logs = _STFTSums.apply(padded(pred), y, window, n_fft, hop, m.eps)
+        local.append(torch.stack([sq, logs, y.square().sum((0, 2, 3)), torch.full_like(sq, y.numel() // c)]))
+    sums = total(torch.stack(local))  # (resolutions, 4, channels)
+    sq, logs, y_sq, count = sums.unbind(1)
+    diff_norm = torch.where(sq > 0, sq, 1.0).sqrt() * (sq > 0)  # no infinite gradient at a perfect match
+    per_channel = (m.w_sc * diff_norm / y_sq.sqrt() + m.w_log_mag * logs / count).mean(0)
+    return loss_fn.w_sum * per_channel[0] + loss_fn.w_diff * per_channel[1]
+
+
+class _GlobalBatchNorm(torch.nn.Module):
+    """A BatchNorm layer (sharing its parameters and running statistics) whose training statistics are those of
+    the global batch: sums over the ranks (two all-reduces: count and sum, then squared deviations), as
+    ``torch.nn.SyncBatchNorm``, which needs a GPU. Normalisation, gradients and running statistics then equal
+    one process's with the whole batch; in eval mode it is the plain layer."""
+
+    def __init__(self, bn, dist):
+        super().__init__()
+        self.dist, self.eps, self.momentum = dist, bn.eps, bn.momentum
+        self.weight, self.bias = bn.weight, bn.bias
+        self.register_buffer("running_mean", bn.running_mean)
+        self.register_buffer("running_var", bn.running_var)
+        self.register_buffer("num_batches_tracked", bn.num_batches_tracked)
+        self.train(bn.training)
+
+    def forward(self, x):
+        import torch.nn.functional as F
+
+        if not self.training:  # as BatchNorm in eval mode, on this rank alone (rank 0 validates by itself)
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                self.running_mean is None, 0.0, self.eps)
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        xf = x.float()
+        local = torch.cat([xf.sum(dims), xf.new_full((1,), x.numel() // x.shape[1])])
+        total = _SumOverRanks.apply(local, self.dist)
+        count, mean = total[-1], total[:-1] / total[-1]
+        dev = xf - mean.view(shape)
+        var = _SumOverRanks.apply(dev.square().sum(dims), self.dist) / count
+        y = dev * torch.rsqrt(var + self.eps).view(shape)
+        if self.weight is not None:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.mul_(1 - f).add_(mean.detach(), alpha=f)
+                self.running_var.mul_(1 - f).add_(var.detach() * (count / (count - 1).clamp_min(1)), alpha=f)
+        return y.to(x.dtype)
+
+
+class _GlobalDropout(torch.nn.Module):
+    """A dropout layer drawing the mask of the global batch (the same random numbers on every rank, whose random
+    state is the same) and keeping this rank's rows: the masks of one process with the whole batch. The first
+    dimension of the input must be the batch (as in the DMC's MLPs)."""
+
+    def __init__(self, drop, dist):
+        super().__init__()
+        self.drop, self.dist = [drop], dist  # a list: not a submodule; always in training mode, used only then
+        self.train(drop.training)
+        drop.train(True)
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        n, r = x.shape[0], self.dist.rank
+        noise = self.drop[0](x.new_ones((n * self.dist.world, *x.shape[1:])))  # mask / (1 - p), as dropout's own
+        return x * noise[r * n:(r + 1) * n]
+
+
+def _globalise(model: torch.nn.Module, dist):
+    """Swap the model's BatchNorm and dropout layers for their global-batch versions (:class:`_GlobalBatchNorm`,
+    :class:`_GlobalDropout`; same parameters, same state_dict keys); returns a function that swaps them back."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.nn.modules.dropout import _DropoutNd
+
+    swapped = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, _BatchNorm):
+                new = _GlobalBatchNorm(child, dist)
+            elif isinstance(child, (torch.nn.AlphaDropout, torch.nn.FeatureAlphaDropout)):
+                raise ValueError(f"{type(child).__name__} cannot yet be trained in several processes; use one.")
+            elif isinstance(child, _DropoutNd):
+                new = _GlobalDropout(child, dist)
+            else:
+                continue
+            setattr(parent, name, new)
+            swapped.append((parent, name, child))
+
+    def restore():
+        for parent, name, child in swapped:
+            child.train(getattr(parent, name).training)
+            setattr(parent, name, child)
+
+    return restore
 
 
 def pretrain_encoder(encoder: torch.nn.Module, task: str = "songs", steps: int = 300, batch_size: int = 16,
@@ -425,22 +744,68 @@ def _progress(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
 
-def train(config, out: Optional[str] = None, resume: bool = False, progress: bool = True, stop_at: Optional[int] = None,
-          log=print, overwrite: bool = False):
-    """Train the model of ``config`` (dict or JSON path); returns ``(model, history)``.
+# ------------------------------------------------------------------ the training loop, in named steps
 
-    ``out``: folder for ``last.pt``, ``best.pt``, ``history.json`` and ``loss_curve.png``; with
-    ``resume=True`` training continues from ``out/last.pt`` (weights, optimiser, schedule, random state:
-    a run stopped early with ``stop_at=STEP`` and resumed ends where an uninterrupted run ends). ``history`` has ``step``, ``loss``, ``lr``,
-    ``val_step``, ``val_loss``, ``steps_per_second``, ``wall_seconds``, ``device`` and ``best_val``.
-    An ``out`` folder that already holds a run (:data:`RUN_FILES`) is refused unless ``resume`` or ``overwrite``
-    (each file is then replaced when its new version is complete). Every file is written to a temporary name
-    and renamed into place; ``history.json`` is strict JSON (``null`` for a non-finite value).
-    """
-    cfg = load_config(config)
-    device = _device(cfg["device"])
-    if out:
-        _check_out(out, config, resume, overwrite)
+
+_HISTORY_LISTS = ("step", "loss", "lr", "val_step", "val_loss", "seconds")
+
+
+class _Run:
+    """What one training run holds, built by :func:`_setup` and used by the steps :func:`_optimise`,
+    :func:`_validate`, :func:`_save`, :func:`_summary` and :func:`_finish` (the same on one process or many).
+
+    ``cfg``, ``device``, ``amp``, ``dist`` (``None`` on one process), ``rank``, ``world``, ``per_rank``
+    (items per rank and step), ``model`` (the network, saved), ``local`` (:class:`_Net` of it), ``net`` (what an
+    optimisation step calls: ``local``, or it wrapped in ``DistributedDataParallel``), ``restore`` (puts the
+    model's own BatchNorm and dropout layers back, :func:`_globalise`; ``None`` on one process), ``params``, ``opt``,
+    ``sched``, ``loss_fn``, ``train_ds``, ``val_batches`` and ``n_val`` (rank 0), ``history``, ``start_step``,
+    ``step``, ``spent`` (seconds of earlier sessions), ``best``, ``t0``, ``out`` and ``steps_override``."""
+
+    def __init__(self, **state):
+        self.__dict__.update(state)
+
+
+def _resume_state(out: Optional[str], cfg: dict) -> dict:
+    """What ``out/last.pt`` holds to continue a run (read on rank 0, on the CPU)."""
+    last = os.path.join(out or ".", "last.pt")
+    if not out or not os.path.isfile(last):
+        raise FileNotFoundError(f"resume=True but there is no {last} to continue.")
+    ck = load_checkpoint(last)
+    if ck["config"] != cfg:
+        was = ck["config"].get("steps")
+        if {**ck["config"], "steps": cfg["steps"]} == cfg:
+            raise ValueError(f"{last} was trained with steps={was} (the schedule depends on it), not {cfg['steps']}; "
+                             f"resume with --steps {was} (or the config it was trained with).")
+        raise ValueError(f"{last} was trained with another config; use a new --out folder (or its config).")
+    try:
+        extra, h = ck["extra"], ck["history"]
+        best = h["best_val"]
+        state = {"model": ck["model"].state_dict(), "optimizer": extra["optimizer"], "scheduler": extra["scheduler"],
+                 "history": {k: list(v) for k, v in h.items() if k in _HISTORY_LISTS},
+                 "encoder_pretrain": h.get("encoder_pretrain"), "step": int(extra["step"]),
+                 "spent": float(h["wall_seconds"]), "best": math.inf if best is None else float(best),
+                 "rng": extra["rng"], "cuda_rng": extra.get("cuda_rng")}
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise _damaged(last, err) from None
+    if state["step"] >= cfg["steps"]:
+        raise ValueError(f"{last} has already finished all {cfg['steps']} steps.")
+    return state
+
+
+def _damaged(last: str, err: Exception) -> ValueError:
+    return ValueError(f"{last} cannot be resumed: its optimiser, schedule or history is missing or damaged "
+                      f"({type(err).__name__}: {err}). Start a new run with --overwrite or another --out.")
+
+
+def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, device, reserved: bool = False,
+           steps_override: Optional[int] = None) -> _Run:
+    """Set-up: the out folder (rank 0), the model (the same initial weights on every rank: one seed), optimiser,
+    schedule, the resumed state (read by rank 0, shared), encoder pretraining, data; with ``dist`` the global-
+    batch layers (:func:`_globalise`) and ``DistributedDataParallel``."""
+    rank, world = (0, 1) if dist is None else (dist.rank, dist.world)
+    per_rank = _per_rank_batch(cfg, world)
+    if out and not reserved:
+        _on_rank0(dist, lambda: _check_out(out, config, resume, overwrite))
     _set_threads(cfg["threads"])
     amp = bool(cfg["amp"]) and device.type == "cuda"
     torch.manual_seed(cfg["seed"])
@@ -449,31 +814,23 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
     opt_cls = torch.optim.AdamW if cfg["optimizer"] == "adamw" else torch.optim.Adam
     opt = opt_cls(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"] if cfg["optimizer"] == "adamw" else 0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(cfg, s + 1))
-    history = {"step": [], "loss": [], "lr": [], "val_step": [], "val_loss": [], "seconds": []}
+    history = {k: [] for k in _HISTORY_LISTS}
     start_step, spent, best = 0, 0.0, math.inf
     if resume:
-        if not out or not os.path.isfile(os.path.join(out, "last.pt")):
-            raise FileNotFoundError(f"resume=True but there is no {os.path.join(out or '.', 'last.pt')} to continue.")
-        last = os.path.join(out, "last.pt")
-        ck = load_checkpoint(last, device=str(device))
-        if ck["config"] != cfg:
-            raise ValueError(f"{last} was trained with another config; use a new --out folder (or its config).")
-        model.load_state_dict(ck["model"].state_dict(), strict=False)
+        state = _on_rank0(dist, lambda: _resume_state(out, cfg))
+        model.load_state_dict(state["model"], strict=False)
         try:
-            opt.load_state_dict(ck["extra"]["optimizer"])
-            sched.load_state_dict(ck["extra"]["scheduler"])
-            history = {k: list(v) for k, v in ck["history"].items() if k in history}
-            if "encoder_pretrain" in ck["history"]:
-                history["encoder_pretrain"] = ck["history"]["encoder_pretrain"]
-            start_step, spent = int(ck["extra"]["step"]), float(ck["history"]["wall_seconds"])
-            best = ck["history"]["best_val"]
-            best = math.inf if best is None else float(best)
-            torch.set_rng_state(ck["extra"]["rng"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            if state["cuda_rng"] is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise ValueError(f"{last} cannot be resumed: its optimiser, schedule or history is missing or damaged "
-                             f"({type(err).__name__}: {err}). Start a new run with --overwrite or another --out.") from None
-        if start_step >= cfg["steps"]:
-            raise ValueError(f"{os.path.join(out, 'last.pt')} has already finished all {cfg['steps']} steps.")
+            raise _damaged(os.path.join(out, "last.pt"), err) from None
+        history = state["history"]
+        if state["encoder_pretrain"] is not None:
+            history["encoder_pretrain"] = state["encoder_pretrain"]
+        start_step, spent, best = state["step"], state["spent"], state["best"]
     if cfg["encoder_pretrain_steps"] and not resume:
         if cfg["model"] != "dmc":
             raise ValueError("encoder_pretrain_steps applies to the DMC's encoder; the Mix-Wave-U-Net has none.")
@@ -483,91 +840,304 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
         log(f"encoder pretrained on role classification ({cfg['encoder_pretrain_steps']} steps): VAL accuracy "
             f"{report['val_accuracy']:.0%} (most common role {report['chance']:.0%})")
     train_ds, val_ds = _datasets(cfg)
-    val_batches = [_batch(val_ds, range(i, min(i + cfg["batch_size"], len(val_ds))))
-                   for i in range(0, len(val_ds), cfg["batch_size"])]
+    val_batches = [] if rank else [_batch(val_ds, range(i, min(i + cfg["batch_size"], len(val_ds))))
+                                   for i in range(0, len(val_ds), cfg["batch_size"])]
     loss_fn = StereoLoss().to(device)
+    local = _Net(model, cfg, amp)
+    net, restore = local, None
+    if dist is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        restore = _globalise(model, dist)
+        ids = [device.index] if device.type == "cuda" else None
+        net = DistributedDataParallel(local, device_ids=ids, output_device=device.index if ids else None)
+    ranks = f", {world} processes x {per_rank} items" if world > 1 else ""
     log(f"{cfg['model']} {cfg['model_args']} on {cfg['task']}: {getattr(model, 'n_params', 0):,} trainable parameters, "
-        f"device {device}{' (bfloat16 autocast)' if amp else ''}, steps {start_step + 1}-{cfg['steps']}")
-    bar = _progress(cfg["steps"], start_step, progress)
-    t0, running, step = time.time(), [], start_step
+        f"device {device}{' (bfloat16 autocast)' if amp else ''}{ranks}, steps {start_step + 1}-{cfg['steps']}")
+    return _Run(cfg=cfg, device=device, amp=amp, dist=dist, rank=rank, world=world, per_rank=per_rank, model=model,
+                local=local, net=net, restore=restore, params=params, opt=opt, sched=sched, loss_fn=loss_fn,
+                train_ds=train_ds, val_batches=val_batches, n_val=len(val_ds), history=history,
+                start_step=start_step, step=start_step, spent=spent, best=best, t0=time.time(), out=out,
+                steps_override=steps_override)
 
-    def summary(final: bool) -> dict:
-        h = dict(history)
-        h.update(wall_seconds=spent + time.time() - t0, steps_done=step, device=str(device),
-                 device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                 threads=torch.get_num_threads(), best_val=best,
-                 steps_per_second=(step - start_step) / max(time.time() - t0, 1e-9))
-        return h
 
-    def save(name: str, h: dict):
-        extra = ({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
-                  "rng": torch.get_rng_state()} if name == "last.pt" else {})
-        save_checkpoint(os.path.join(out, name), model, cfg, h, extra=extra)
+def _optimise(run: _Run, step: int) -> float:
+    """One optimisation step (1-based ``step``): this rank's slice of the step's global batch (items
+    ``(step - 1) * batch_size`` onwards, the same on every rank), loss, gradients (averaged over the ranks),
+    clipping, optimiser and schedule. Returns the loss of the global batch."""
+    run.net.train()
+    first = (step - 1) * run.cfg["batch_size"] + run.rank * run.per_rank
+    batch = _batch(run.train_ds, range(first, first + run.per_rank))
+    _set_threads(run.cfg["threads"])  # held through the run, whatever rendering a target did (see _set_threads)
+    loss = _loss(run, batch, run.net, shard=True)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.params, run.cfg["grad_clip"])
+    run.opt.step()
+    run.sched.step()
+    return loss.item()
 
-    last_step = cfg["steps"] if stop_at is None else min(int(stop_at), cfg["steps"])
-    for step in range(start_step + 1, last_step + 1):
-        model.train()
-        idx = range((step - 1) * cfg["batch_size"], step * cfg["batch_size"])
-        batch = _batch(train_ds, idx)
-        _set_threads(cfg["threads"])  # held through the run, whatever rendering a target did (see _set_threads)
-        loss = _forward(model, cfg, batch, device, loss_fn, amp)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
-        opt.step()
-        sched.step()
-        running.append(loss.item())
-        if not math.isfinite(running[-1]):
-            raise FloatingPointError(f"the loss became {running[-1]} at step {step}; lower lr or check the data.")
-        if step % cfg["log_every"] == 0 or step == last_step:
-            history["step"].append(step)
-            history["loss"].append(sum(running) / len(running))
-            history["lr"].append(opt.param_groups[0]["lr"])
-            history["seconds"].append(spent + time.time() - t0)
-            running = []
-            if bar is None:
-                log(f"step {step:6d}  loss {history['loss'][-1]:.4f}  lr {history['lr'][-1]:.2e}")
+
+def _validate(run: _Run) -> float:
+    """Validation loss on the fixed VAL batches (rank 0, the plain model, batches of ``batch_size``)."""
+    run.model.eval()
+    with torch.no_grad():
+        v = sum(float(_loss(run, b, run.local)) * len(b["mix"]) for b in run.val_batches)
+    return v / run.n_val
+
+
+def _summary(run: _Run) -> dict:
+    h = dict(run.history)
+    now = time.time()
+    h.update(wall_seconds=run.spent + now - run.t0, steps_done=run.step, device=str(run.device),
+             device_name=torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
+             threads=torch.get_num_threads(), best_val=run.best,
+             steps_per_second=(run.step - run.start_step) / max(now - run.t0, 1e-9), world_size=run.world,
+             steps_override=run.steps_override)
+    return h
+
+
+def _save(run: _Run, name: str, history: dict) -> None:
+    """Saving (rank 0): ``best.pt``, or ``last.pt`` with what resuming needs (optimiser, schedule, step, random
+    state)."""
+    extra = {}
+    if name == "last.pt":
+        extra = {"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "step": run.step,
+                 "rng": torch.get_rng_state()}
+        if run.device.type == "cuda":
+            extra["cuda_rng"] = torch.cuda.get_rng_state(run.device)
+    save_checkpoint(os.path.join(run.out, name), run.model, run.cfg, history, extra=extra)
+
+
+def _finish(run: _Run, history: dict) -> None:
+    """The run's last files (rank 0): ``last.pt``, ``history.json``, ``loss_curve.png``; the folder is released."""
+    from ._checks import atomic_outputs
+
+    _save(run, "last.pt", history)
+    text = json.dumps(_json_safe(history), indent=1, allow_nan=False)
+    with atomic_outputs([os.path.join(run.out, "history.json")], overwrite=True) as (tmp,):
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
+    try:
+        from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
+
+        fig = Figure(figsize=(7, 3.2))
+        plot_history(history, fig.subplots())
+        fig.tight_layout()
+        with atomic_outputs([os.path.join(run.out, "loss_curve.png")], overwrite=True) as (tmp,):
+            fig.savefig(tmp, dpi=100, format="png")
+    except ImportError:
+        pass
+    os.unlink(os.path.join(run.out, RUNNING))
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    pass
+
+
+def _run_training(cfg: dict, config, out, resume: bool, progress: bool, stop_at, log, overwrite: bool, dist, device,
+                  reserved: bool = False, steps_override: Optional[int] = None):
+    """The loop: set-up, then optimisation steps with logging, validation and saving on rank 0."""
+    main_rank = dist is None or dist.rank == 0
+    log = log if main_rank else _quiet
+    run = _setup(cfg, config, out, resume, overwrite, log, dist, device, reserved, steps_override)
+    try:
+        history = run.history
+        bar = _progress(cfg["steps"], run.start_step, progress and main_rank)
+        running = []
+        last_step = cfg["steps"] if stop_at is None else min(int(stop_at), cfg["steps"])
+        for step in range(run.start_step + 1, last_step + 1):
+            run.step = step
+            running.append(_optimise(run, step))
+            if not math.isfinite(running[-1]):
+                raise FloatingPointError(f"the loss became {running[-1]} at step {step}; lower lr or check the data.")
+            if step % cfg["log_every"] == 0 or step == last_step:
+                history["step"].append(step)
+                history["loss"].append(sum(running) / len(running))
+                history["lr"].append(run.opt.param_groups[0]["lr"])
+                history["seconds"].append(run.spent + time.time() - run.t0)
+                running = []
+                if bar is None:
+                    log(f"step {step:6d}  loss {history['loss'][-1]:.4f}  lr {history['lr'][-1]:.2e}")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{running[-1]:.3f}", lr=f"{run.opt.param_groups[0]['lr']:.1e}")
+            if main_rank and (step % cfg["val_every"] == 0 or step == last_step):
+                v = _validate(run)
+                history["val_step"].append(step)
+                history["val_loss"].append(v)
+                if bar is None:
+                    log(f"step {step:6d}  validation {v:.4f}")
+                if out:
+                    if v < run.best:
+                        run.best = v
+                        _save(run, "best.pt", _summary(run))
+                    _save(run, "last.pt", _summary(run))
+                run.best = min(run.best, v)
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{running[-1]:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
-        if step % cfg["val_every"] == 0 or step == last_step:
-            model.eval()
-            with torch.no_grad():
-                v = sum(float(_forward(model, cfg, b, device, loss_fn, amp)) * len(b["mix"]) for b in val_batches)
-            v /= len(val_ds)
-            history["val_step"].append(step)
-            history["val_loss"].append(v)
-            if bar is None:
-                log(f"step {step:6d}  validation {v:.4f}")
-            if out:
-                if v < best:
-                    best = v
-                    save("best.pt", summary(False))
-                save("last.pt", summary(False))
-            best = min(best, v)
-    if bar is not None:
-        bar.close()
-    history = summary(True)
-    log(f"done: {step} steps in {history['wall_seconds']:.0f} s ({history['steps_per_second']:.2f} steps/s on "
-        f"{history['device_name']}), best validation loss {best:.4f}")
-    if out:
-        from ._checks import atomic_outputs
+            bar.close()
+        history = _summary(run)
+        log(f"done: {run.step} steps in {history['wall_seconds']:.0f} s ({history['steps_per_second']:.2f} steps/s on "
+            f"{history['device_name']}{f' x {run.world}' if run.world > 1 else ''}), best validation loss "
+            f"{run.best:.4f}")
+        if out and main_rank:
+            _finish(run, history)
+    finally:
+        if run.restore is not None:
+            run.restore()
+    run.model.eval()
+    return run.model, history
 
-        save("last.pt", history)
-        text = json.dumps(_json_safe(history), indent=1, allow_nan=False)
-        with atomic_outputs([os.path.join(out, "history.json")], overwrite=True) as (tmp,):
-            with open(tmp, "w") as f:
-                f.write(text + "\n")
+
+def _with_steps(cfg: dict, steps: Optional[int]) -> dict:
+    """``cfg`` with ``steps`` replaced (``--steps``), checked as every config value is."""
+    if steps is None:
+        return cfg
+    try:
+        return load_config({**cfg, "steps": steps})
+    except ValueError as err:
+        raise ValueError(f"the steps override (--steps): {err}") from None
+
+
+def train(config, out: Optional[str] = None, resume: bool = False, progress: bool = True, stop_at: Optional[int] = None,
+          log=print, overwrite: bool = False, steps: Optional[int] = None, nproc: Optional[int] = None):
+    """Train the model of ``config`` (dict or JSON path); returns ``(model, history)``.
+
+    ``out``: folder for ``last.pt``, ``best.pt``, ``history.json`` and ``loss_curve.png``; with
+    ``resume=True`` training continues from ``out/last.pt`` (weights, optimiser, schedule, random state:
+    a run stopped early with ``stop_at=STEP`` and resumed ends where an uninterrupted run ends). ``history`` has ``step``, ``loss``, ``lr``,
+    ``val_step``, ``val_loss``, ``steps_per_second``, ``wall_seconds``, ``device``, ``best_val``, ``world_size``
+    and ``steps_override``.
+    An ``out`` folder that already holds a run (:data:`RUN_FILES`) is refused unless ``resume`` or ``overwrite``
+    (each file is then replaced when its new version is complete). Every file is written to a temporary name
+    and renamed into place; ``history.json`` is strict JSON (``null`` for a non-finite value).
+
+    ``steps``: train this many steps instead of the config's (a quick run); the stored config says so, and a
+    resumed run must give the same.
+
+    **Several processes.** ``nproc=N`` (``--nproc N``) starts N processes on this machine
+    (``torch.multiprocessing``, one per GPU with CUDA, NCCL; gloo on CPU); under ``torchrun`` (``RANK``,
+    ``WORLD_SIZE``, ``LOCAL_RANK`` set) every process calls ``train`` itself. The model is wrapped in
+    ``DistributedDataParallel``. ``batch_size`` is the global batch: it must divide by N, and at step ``s`` every
+    rank ``r`` takes items ``(s - 1) * batch_size + r * batch_size / N`` onwards of the same seeded data. The
+    loss is that of the global batch (its sums added over the ranks), BatchNorm uses the global batch's statistics and
+    dropout the global batch's masks (all ranks share one random state), so N processes train, within float
+    rounding, the weights one process does with the whole batch; resuming works the same way. Only rank 0
+    validates, logs, shows progress and writes files (and reads ``last.pt``, sharing it with the others). With
+    ``nproc`` the return value is read back from ``out/last.pt``, so ``out`` is needed, and ``log`` must be
+    picklable (else ``print`` is used); with ``threads`` null each process takes ``cpu_count / N`` threads.
+    """
+    cfg = _with_steps(load_config(config), steps)
+    if nproc is not None:
+        if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+            raise ValueError(f"nproc (--nproc) must be a whole number >= 1, the number of processes to train in; "
+                             f"got {nproc!r}.")
+        if _launched_world() > 1:
+            raise ValueError("nproc (--nproc) starts its own processes; this one is already one of several (torchrun): "
+                             "leave --nproc out.")
+        if nproc > 1:
+            return _spawn(cfg, config, out, resume, progress, stop_at, log, overwrite, steps, nproc)
+    world = _launched_world()
+    if world == 1:
+        return _run_training(cfg, config, out, resume, progress, stop_at, log, overwrite, None, _device(cfg["device"]),
+                             steps_override=steps)
+    rank = int(os.environ.get("RANK", "0"))
+    dist, device = _join(cfg, rank, world, int(os.environ.get("LOCAL_RANK", rank)), "env://")
+    finished = False
+    try:
+        result = _run_training(cfg, config, out, resume, progress, stop_at, log, overwrite, dist, device,
+                               steps_override=steps)
+        finished = True
+        return result
+    finally:
+        dist.close(finished)
+
+
+def _spawn(cfg, config, out, resume, progress, stop_at, log, overwrite, steps, nproc):
+    """``nproc`` processes on this machine (``torch.multiprocessing``, spawned), rendezvous through a file."""
+    import pickle
+    import shutil
+    import tempfile
+
+    import logging
+
+    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import ProcessException
+
+    if not out:
+        raise ValueError("training in several processes (nproc > 1) needs an out folder: the model comes back "
+                         "through out/last.pt.")
+    _per_rank_batch(cfg, nproc)
+    _rank_device(cfg, nproc, nproc - 1)  # every process has its device
+    _check_out(out, config, resume, overwrite)  # reserved here; rank 0 releases it at the end
+    if resume:
+        _resume_state(out, cfg)  # its errors now, not after starting the processes (rank 0 reads it again)
+    try:
+        pickle.dumps(log)
+    except Exception:  # noqa: BLE001 - e.g. a lambda
+        log = print
+    tmp = tempfile.mkdtemp(prefix="automix-train-")
+    job = dict(cfg=cfg, out=out, resume=resume, overwrite=overwrite, progress=progress, stop_at=stop_at, log=log,
+               steps=steps)
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    level = spawn_log.level
+    spawn_log.setLevel(logging.ERROR)  # not "Terminating process ... via signal SIGTERM": the error says why
+    try:
+        mp.start_processes(_worker, args=(nproc, tmp, job), nprocs=nproc, join=True, start_method="spawn")
+    except ProcessException as err:
+        raise _worker_error(tmp, nproc, err) from None
+    finally:
+        spawn_log.setLevel(level)
+        shutil.rmtree(tmp, ignore_errors=True)
+    ck = load_checkpoint(os.path.join(out, "last.pt"))
+    return ck["model"], ck["history"]
+
+
+def _worker(rank: int, nproc: int, tmp: str, job: dict) -> None:
+    """One spawned process of :func:`_spawn`; its error, if any, is left in ``tmp`` for the parent."""
+    import pickle
+
+    try:
+        cfg = job["cfg"]
+        if cfg["threads"] is None:  # torch's default, all cores, in every process would oversubscribe them
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
+        dist, device = _join(cfg, rank, nproc, rank, "file://" + os.path.join(tmp, "rendezvous"))
+        finished = False
         try:
-            from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
+            _run_training(cfg, cfg, job["out"], job["resume"], job["progress"], job["stop_at"], job["log"],
+                          job["overwrite"], dist, device, reserved=True, steps_override=job["steps"])
+            finished = True
+        finally:
+            dist.close(finished)
+    except BaseException as err:
+        try:
+            data = pickle.dumps(err)
+        except Exception:  # noqa: BLE001 - an exception that does not pickle
+            data = pickle.dumps(RuntimeError(f"{type(err).__name__}: {err}"))
+        with open(os.path.join(tmp, f"error.{rank}"), "wb") as f:
+            f.write(data)
+        raise
 
-            fig = Figure(figsize=(7, 3.2))
-            plot_history(history, fig.subplots())
-            fig.tight_layout()
-            with atomic_outputs([os.path.join(out, "loss_curve.png")], overwrite=True) as (tmp,):
-                fig.savefig(tmp, dpi=100, format="png")
-        except ImportError:
-            pass
-        os.unlink(os.path.join(out, RUNNING))
-    model.eval()
-    return model, history
+
+def _worker_error(tmp: str, nproc: int, err: Exception) -> BaseException:
+    """The error of the lowest rank that left one (rank 0's is the cause when the others lost their peer)."""
+    import pickle
+
+    for rank in range(nproc):
+        path = os.path.join(tmp, f"error.{rank}")
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                return pickle.load(f)
+    return ChildProcessError(f"a training process ended without an error message: {err}")
+
+
+def main(argv=None) -> int:
+    """``python -m automix_lite.train CONFIG --out DIR [options]``: ``automix train`` (e.g. under
+    ``torchrun --nproc-per-node 4 -m automix_lite.train CONFIG --out DIR``)."""
+    from .cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
