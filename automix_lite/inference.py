@@ -686,7 +686,7 @@ def render_params(tracks: torch.Tensor, params: dict, sample_rate: int = 44100,
     the names imply (:func:`console_kind`). ``mask (N,)`` marks the tracks to use (default: those not silent).
     Values out of range, and stems that are all silent (nothing to render), raise a ``ValueError``.
     """
-    from .dsp.console import ALL_NAMES, SPEC_BY_NAME, default_params, mix
+    from .dsp.console import ALL_NAMES, SPEC_BY_NAME, default_params, mix_blocks
 
     if not isinstance(tracks, torch.Tensor) or tracks.ndim != 2:
         raise ValueError("tracks must be a (tracks, samples) tensor of mono stems, as read_stems returns.")
@@ -720,7 +720,8 @@ def render_params(tracks: torch.Tensor, params: dict, sample_rate: int = 44100,
         n_peaks = given["peak_gain_db"].shape[-1] if "peak_gain_db" in given else 3
         full = default_params(1, n, n_peaks=n_peaks)
         full.update(given)
-        return mix(x, sample_rate, {k: full[k] for k in ALL_NAMES}, mask=m)[0]
+        with torch.no_grad():  # block by block, as automix mix renders a full DMC: memory does not grow with length
+            return mix_blocks(x, sample_rate, {k: full[k] for k in ALL_NAMES}, mask=m)[0]
     from .models import proxy
     from .models.dmc import ProxyConsole
 

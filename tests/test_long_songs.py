@@ -99,6 +99,17 @@ def test_full_console_blocks_equal_one_shot(block):
     _close(y, ref)
 
 
+def test_render_of_full_console_parameters_equals_one_shot():
+    """`automix render` of a full-console parameter file renders block by block, like `automix mix`."""
+    g = torch.Generator().manual_seed(4)
+    x = _song(seconds=2.0)
+    p = _hard_params(4, g)
+    y = inference.render_params(x, {**p, "_console": "full"}, SR)
+    with torch.no_grad():
+        ref = console.mix(x[None], SR, p, mask=inference.active_mask(x)[None])[0]
+    _close(y, ref)
+
+
 def test_full_console_without_carried_state_would_differ():
     """The carried state matters: the same blocks with the compressor restarted from zero are far off."""
     g = torch.Generator().manual_seed(3)
