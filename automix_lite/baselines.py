@@ -11,6 +11,10 @@ judged on parameter error like any other mixer.
 - :func:`knowledge_mix`: a rule-based engineer built from published mixing rules (loudness balance,
   panning by role and spectrum, masking-aware EQ, high-pass filters, loudness-range-driven
   compression, tempo-driven reverb).
+
+The same three as :class:`automix_lite.mixer.Mixer` objects (``estimate`` -> params, ``render`` -> mix):
+:class:`MonoMixer`, :class:`RandomMixer` (``seed``) and :class:`KnowledgeMixer` (``roles``, ``tempo``);
+``mixer.render(x, mixer.estimate(x, m), m)`` equals the function's mix exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from .audio import _measure
 from .dsp.console import DEFAULT_PAN_LAW, SPEC_BY_NAME, _check_mask, _check_tracks, default_params, mix
 from .dsp.panning import pan_gains
 
-__all__ = ["mono_mix", "random_mix", "knowledge_mix", "CENTRE_ROLES", "LEAD_BOOST_DB"]
+__all__ = ["mono_mix", "random_mix", "knowledge_mix", "MonoMixer", "RandomMixer", "KnowledgeMixer", "CENTRE_ROLES",
+           "LEAD_BOOST_DB"]
 
 CENTRE_ROLES = ("drums", "kick", "snare", "bass", "lead")
 LEAD_BOOST_DB = 3.0  # the lead sits this much above the (equal-loudness) accompaniment
@@ -236,3 +241,87 @@ def _rules(x: np.ndarray, sr: float, roles, tempo, present: np.ndarray, boost: f
         send = -80.0 if (k in low or r in ("kick", "bass")) else -16.0 if k == lead else \
             -24.0 if r in ("drums", "overhead_l", "overhead_r", "hihat") else -20.0
         _set(p, "reverb_send_db", k, send)
+
+
+# ------------------------------------------------------------------------------------------------
+# The baselines as mixers (automix_lite.mixer.Mixer)
+# ------------------------------------------------------------------------------------------------
+
+
+class _Baseline:
+    """Common members of the baseline mixers: any number of tracks, the whole input analysed, parameters."""
+
+    max_tracks: Optional[int] = None
+    segment_seconds: Optional[float] = None
+    has_params = True
+
+    def __init__(self, sample_rate: int = 44100, pan_law: str = DEFAULT_PAN_LAW):
+        self.sample_rate, self.pan_law = int(sample_rate), pan_law
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sample_rate={self.sample_rate})"
+
+
+class MonoMixer(_Baseline):
+    """:func:`mono_mix` as a mixer. ``estimate`` gives the console equivalent of the sum (centre pans, faders at
+    the pan law's centre attenuation undone); ``render`` is the plain masked sum on both channels, whatever
+    ``params`` hold (the sum has nothing to set), so that it equals :func:`mono_mix` exactly."""
+
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+        tracks = _check_tracks(tracks)
+        _check_mask(mask, tracks.shape[0], tracks.shape[1], tracks)
+        centre = float(pan_gains(torch.tensor([0.5], dtype=torch.float64), self.pan_law)[0][0])
+        params = _neutral(tracks)
+        params["gain_db"].fill_(-20 * math.log10(centre))
+        return params
+
+    def render(self, tracks: torch.Tensor, params: Optional[dict] = None, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        tracks = _check_tracks(tracks)
+        w = _check_mask(mask, tracks.shape[0], tracks.shape[1], tracks)
+        x = tracks if w is None else tracks * w.squeeze(-1)
+        return x.sum(1, keepdim=True).expand(-1, 2, -1).contiguous()
+
+
+class RandomMixer(_Baseline):
+    """:func:`random_mix` as a mixer: ``estimate`` draws the gains and pans from ``seed`` (the same draw on every
+    call), ``render`` is the console (:func:`automix_lite.dsp.mix`, no reverb) with any gains and pans."""
+
+    def __init__(self, seed: int = 0, sample_rate: int = 44100, gain_range_db: float = 12.0,
+                 pan_law: str = DEFAULT_PAN_LAW):
+        super().__init__(sample_rate, pan_law)
+        self.seed, self.gain_range_db = int(seed), float(gain_range_db)
+
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+        tracks = _check_tracks(tracks)
+        b, n, _ = tracks.shape
+        g = torch.Generator().manual_seed(self.seed)
+        params = _neutral(tracks)
+        params["gain_db"] = ((torch.rand(b, n, generator=g, dtype=torch.float64) * 2 - 1) * self.gain_range_db).to(tracks)
+        params["pan"] = torch.rand(b, n, generator=g, dtype=torch.float64).to(tracks)
+        return params
+
+    def render(self, tracks: torch.Tensor, params: dict, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return mix(_check_tracks(tracks), self.sample_rate, params, mask, self.pan_law, reverb=False)
+
+
+class KnowledgeMixer(_Baseline):
+    """:func:`knowledge_mix` as a mixer. The song's ``roles`` (one per track) and ``tempo`` (bpm), which the
+    protocol does not carry, are given when it is built (one mixer per song; without them it works from
+    the audio alone). ``render`` is the full console (:func:`automix_lite.dsp.mix`) with any parameters."""
+
+    def __init__(self, roles: Optional[Sequence[str]] = None, tempo: Optional[float] = None, sample_rate: int = 44100,
+                 lead_boost_db: float = LEAD_BOOST_DB, pan_law: str = DEFAULT_PAN_LAW):
+        super().__init__(sample_rate, pan_law)
+        self.roles = None if roles is None else list(roles)
+        self.tempo, self.lead_boost_db = tempo, float(lead_boost_db)
+
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+        return knowledge_mix(tracks, self.sample_rate, self.roles, self.tempo, mask, self.lead_boost_db, self.pan_law)[1]
+
+    def render(self, tracks: torch.Tensor, params: dict, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        tracks = _check_tracks(tracks)
+        with torch.no_grad():
+            master = params["master_gain_db"]
+            out = mix(tracks, self.sample_rate, {**params, "master_gain_db": torch.zeros_like(master)}, mask,
+                      self.pan_law)
+            return out * (10 ** (master / 20)).view(-1, 1, 1)

@@ -7,7 +7,11 @@
   print the predicted parameters, write a 24-bit stereo WAV (chapter 3.4, ``notebooks/14_inference.ipynb``).
 - ``automix render STEMS_DIR --params PARAMS.json --out MIX.wav [--overwrite] [--pad]``: render the stems with
   (edited) parameters.
-- ``automix train CONFIG --out DIR [--resume | --overwrite]``: train a model (:func:`automix_lite.train.train`).
+- ``automix train CONFIG --out DIR [--resume | --overwrite] [--steps N] [--nproc N]``: train a DMC, a
+  Mix-Wave-U-Net or (``"model": "proxy"``) the channel-chain proxy, all through one loop
+  (:func:`automix_lite.train.train`).
+- ``automix data --out DIR [--soundfont PATH] [--jobs N] [--quality Q] [--only TEXT]``: regenerate the bundled
+  multitrack set (``python -m automix_lite.data.render``; needs FluidSynth and a General MIDI SoundFont).
 - ``automix models``: the bundled checkpoints.
 
 Nothing is ever overwritten without ``--overwrite``; no output may be an input (a stem, the ``--model``
@@ -110,8 +114,9 @@ def _json_text(data: dict) -> str:
 
 def _min_samples(model) -> int:
     """The shortest input a model can analyse: a DMC's log-mel front end needs more than half its FFT."""
-    frontend = getattr(getattr(model, "encoder", None), "frontend", None)
-    return getattr(frontend, "n_fft", 0) // 2 + 1
+    from .models.dmc import DMC
+
+    return model.encoder.frontend.n_fft // 2 + 1 if isinstance(model, DMC) else 1
 
 
 def _mix(args) -> int:
@@ -121,21 +126,22 @@ def _mix(args) -> int:
     outputs = [("--out", args.out)] + ([("--params-out", args.params_out)] if args.params_out else [])
     _check_outputs(args.stems, outputs, args.overwrite, [("the --model checkpoint", pretrained.model_file(args.model))])
     _, subtype = audio.output_format(args.out, None)
-    model = pretrained.load(args.model)
-    is_dmc = hasattr(model, "estimate")
-    if args.params_out and not is_dmc:
+    from .mixer import check_mixer
+
+    model = check_mixer(pretrained.load(args.model))  # used through the mixer protocol only
+    has_params = model.has_params
+    if args.params_out and not has_params:
         raise ValueError(f"{args.model} writes the mix directly (Mix-Wave-U-Net) and has no parameters for "
                          "--params-out; use a DMC model.")
-    sr = int(getattr(model, "sample_rate", 44100))
-    tracks, names = inference.read_stems(args.stems, sample_rate=sr, max_tracks=getattr(model, "max_tracks", None),
-                                         pad=args.pad)
+    sr = int(model.sample_rate)
+    tracks, names = inference.read_stems(args.stems, sample_rate=sr, max_tracks=model.max_tracks, pad=args.pad)
     t, need = tracks.shape[-1], _min_samples(model)
     if t < need:
         raise ValueError(f"the stems are {t} samples ({t / sr:.3f} s) long, too short for {args.model}: it needs at "
                          f"least {need} samples ({need / sr:.3f} s at {sr} Hz). Use longer stems.")
     print(f"mixing {len(names)} stems ({t / sr:.1f} s at {sr} Hz) with {args.model}")
     mix, params = inference.mix_stems(model, tracks, block_seconds=args.block_seconds, sample_rate=sr, log=print)
-    if is_dmc:
+    if has_params:
         print(inference.params_table(params, names))
     else:
         print("this model writes the mix directly: it has no parameters to show or edit.")
@@ -181,13 +187,36 @@ def _train(args) -> int:
 
     if args.resume and args.overwrite:
         raise ValueError("give --resume (continue the run in --out) or --overwrite (replace it), not both.")
-    train.train(args.config, out=args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite,
-                steps=args.steps, nproc=args.nproc)
+    model, _ = train.train(args.config, out=args.out, resume=args.resume, progress=not args.no_progress,
+                           overwrite=args.overwrite, steps=args.steps, nproc=args.nproc)
     if os.environ.get("RANK", "0") != "0":  # one of several torchrun processes: rank 0 reports
         return 0
     have = [f for f in ("best.pt", "last.pt") if os.path.isfile(os.path.join(args.out, f))]
     best = os.path.join(args.out, have[0])
-    print(f"checkpoints in {args.out}: {', '.join(have)} (mix with `automix mix STEMS --model {best} --out MIX.wav`)")
+    from .models.tcn import TCN
+
+    if isinstance(model, TCN):  # the channel-chain proxy: not a mixing model
+        print(f"checkpoints in {args.out}: {', '.join(have)} (Table 6 with `python -m automix_lite.models.proxy "
+              f"evaluate {best}`; in a DMC: DMC(\"full\", backend=\"proxy\", proxy=proxy.load_proxy(\"{best}\")))")
+    else:
+        print(f"checkpoints in {args.out}: {', '.join(have)} (mix with `automix mix STEMS --model {best} --out MIX.wav`)")
+    return 0
+
+
+def _data(args) -> int:
+    """``automix data``: what ``python -m automix_lite.data.render`` does, with the same checks and messages
+    (FluidSynth and the SoundFont are looked for before any work)."""
+    from .data import render
+
+    argv = ["--out", args.out, "--jobs", str(args.jobs), "--quality", str(args.quality)]
+    argv += ["--soundfont", args.soundfont] if args.soundfont else []
+    argv += ["--only", args.only] if args.only else []
+    try:
+        render.main(argv)
+    except SystemExit as stop:  # render's checks end with sys.exit(MESSAGE): one automix: error line instead
+        if isinstance(stop.code, str):
+            raise ValueError(stop.code) from None
+        raise
     return 0
 
 
@@ -257,7 +286,7 @@ def main(argv=None) -> int:
     p.add_argument("--pad", action="store_true")
     p.set_defaults(func=_render)
 
-    p = sub.add_parser("train", help="train a DMC or Mix-Wave-U-Net from a JSON config (see configs/)")
+    p = sub.add_parser("train", help="train a DMC, Mix-Wave-U-Net or channel-chain proxy from a JSON config (see configs/)")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for best.pt, last.pt, history.json")
     p.add_argument("--resume", action="store_true", help="continue DIR/last.pt")
@@ -269,6 +298,18 @@ def main(argv=None) -> int:
                    help="data-parallel training in N processes on this machine (one per GPU on CUDA, gloo on CPU); "
                         "the config's batch_size is the global batch, split among them. Under torchrun leave it out")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("data", help="regenerate the bundled multitrack set (FluidSynth and a General MIDI SoundFont)",
+                       description="Compose, render (FluidSynth), level and mix every bundled song and drum passage "
+                                   "into DIR, as `python -m automix_lite.data.render` does (`make data`).")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for the set (the package's own is data/ at the repository root)")
+    p.add_argument("--soundfont", metavar="PATH", help="General MIDI SoundFont (default: FluidR3_GM.sf2 where "
+                                                        "distributions install it, or $AUTOMIX_SOUNDFONT)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="rendering processes")
+    p.add_argument("--quality", type=float, default=0.4, metavar="Q", help="Vorbis quality, 0 (small) to 1 (best)")
+    p.add_argument("--only", metavar="TEXT", help="render only song ids containing TEXT (for trying things out)")
+    p.set_defaults(func=_data)
 
     sub.add_parser("models", help="list the bundled pretrained models").set_defaults(func=_models)
     args = parser.parse_args(argv)

@@ -52,37 +52,50 @@ def _neutral_with(params: Mapping, n: int) -> dict:
 def baseline_mixer(name: str, seeds: int = 5) -> Callable:
     """A mixer ``f(ex) -> (mix (1, 2, T) or list of mixes, params or list)`` for a name in ``MIXERS``.
 
-    ``"random"`` returns ``seeds`` draws (the song's score is their mean).
+    The baselines run as :class:`automix_lite.mixer.Mixer` objects (:class:`~automix_lite.baselines.MonoMixer`,
+    :class:`~automix_lite.baselines.RandomMixer`, :class:`~automix_lite.baselines.KnowledgeMixer` built with the
+    song's roles and tempo), through ``estimate`` and ``render`` only. ``"random"`` returns ``seeds`` draws (the
+    song's score is their mean). The ``(gain, pan)`` rows keep only the gains and pans of the knowledge mixer's
+    or the engineer's stored parameters and render them with everything else neutral and no reverb.
     """
     if name not in MIXERS:
         raise ValueError(f"unknown baseline {name!r}; choose one of {MIXERS}.")
+    from .mixer import mix_with
+
     sr = data.SAMPLE_RATE
 
     def run(ex):
         x, m = ex["tracks"], ex["mask"]
         if name == "mono":
-            return baselines.mono_mix(x, mask=m)
+            return mix_with(baselines.MonoMixer(sr), x, m)
         if name == "random":
-            draws = [baselines.random_mix(x, sr, mask=m, seed=s) for s in range(seeds)]
+            draws = [mix_with(baselines.RandomMixer(s, sr), x, m) for s in range(seeds)]
             return [d[0] for d in draws], [d[1] for d in draws]
         if name == "engineer (gain, pan)":
             p = _neutral_with(ex["params"], x.shape[1])
             return mix(x, sr, p, mask=m, reverb=False), p
-        y, p = baselines.knowledge_mix(x, sr, roles=ex["roles"], tempo=ex["entry"]["tempo"], mask=m)
+        knowledge = baselines.KnowledgeMixer(roles=ex["roles"], tempo=ex["entry"]["tempo"], sample_rate=sr)
         if name == "knowledge":
-            return y, p
-        p = _neutral_with(p, x.shape[1])
+            return mix_with(knowledge, x, m)
+        p = _neutral_with(knowledge.estimate(x, m), x.shape[1])
         return mix(x, sr, p, mask=m, reverb=False), p
 
     return run
 
 
-def model_mixer(model: torch.nn.Module) -> Callable:
-    """A mixer from a DMC (its parameters are scored too) or a Mix-Wave-U-Net (audio only)."""
+def model_mixer(model) -> Callable:
+    """A mixer ``f(ex)`` from any :class:`automix_lite.mixer.Mixer` (a DMC, a Mix-Wave-U-Net, a baseline, your
+    own), run through :func:`automix_lite.inference.mix_stems` as ``automix mix`` runs it. Its parameters are
+    scored too when it has them (``has_params``); a mixer without them is scored on the audio only."""
     from .inference import mix_stems
+    from .mixer import check_mixer
+
+    model = check_mixer(model)
 
     def run(ex):
         y, params = mix_stems(model, ex["tracks"][0])
+        if not model.has_params:
+            return y[None], None
         return y[None], {k: v.cpu() for k, v in params.items() if not k.startswith("_")} or None
 
     return run

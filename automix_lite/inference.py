@@ -24,7 +24,7 @@ import torch
 from ._checks import read_json
 
 __all__ = ["AUDIO_EXTENSIONS", "SILENCE_DB", "CEILING_DB", "PARAMS_FORMAT", "stem_files", "read_stems",
-           "active_mask", "estimate_params", "mix_stems", "limit_peak", "params_table", "params_to_json",
+           "active_mask", "estimate_params", "mix_stems", "crossfade_weights", "limit_peak", "params_table", "params_to_json",
            "params_from_json", "render_params", "console_kind"]
 
 AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".w64",
@@ -154,14 +154,17 @@ def active_mask(tracks: torch.Tensor, silence_db: float = SILENCE_DB) -> torch.T
 
 
 def _is_dmc(model) -> bool:
-    return hasattr(model, "estimate") and hasattr(model, "console")
+    """The DMC (its own fast paths: window averaging of its normalised outputs, block-wise consoles)."""
+    from .models.dmc import DMC
+
+    return isinstance(model, DMC)
 
 
 def _check_tracks(model, tracks: torch.Tensor) -> torch.Tensor:
     if not isinstance(tracks, torch.Tensor) or tracks.ndim != 2:
         got = tuple(tracks.shape) if isinstance(tracks, torch.Tensor) else type(tracks).__name__
         raise ValueError(f"tracks must be a (tracks, samples) tensor of mono stems, as read_stems returns; got {got}.")
-    limit = getattr(model, "max_tracks", None)
+    limit = model.max_tracks
     if limit is not None and tracks.shape[0] > limit:
         raise ValueError(f"got {tracks.shape[0]} tracks but this model takes at most {limit}.")
     if not bool(torch.isfinite(tracks).all()):
@@ -203,7 +206,10 @@ def _windows(t: int, length: int, count: int) -> list:
 @torch.no_grad()
 def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None, sample_rate: Optional[int] = None,
                     analysis_seconds: float = 30.0, windows: int = 6) -> dict:
-    """One set of DMC parameters for a whole song ``tracks (N, T)``, as ``model.estimate`` returns for batch 1.
+    """One set of parameters for a whole song ``tracks (N, T)``, as ``model.estimate`` returns for batch 1.
+
+    ``model``: any :class:`automix_lite.mixer.Mixer`; one without parameters (``has_params`` false, the
+    Mix-Wave-U-Net) gives ``None``, as its ``estimate`` does, after the same checks of the input. A DMC:
 
     The model looks at windows as long as the segments it was trained on (``model.segment_seconds``, set
     from the training config; its encoder pools over time, so its estimates depend on the input length):
@@ -213,18 +219,30 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
     (``"_track"``, ``"_bus"``) are averaged, each track over the windows where it is not silent (a track
     silent in all of them gets an extra window at its loudest part), and converted with
     ``model.console.to_params``. ``mask (N,)`` marks the tracks to use (default: not silent).
+
+    Other mixers: ``segment_seconds=None`` means the whole song in one ``estimate``; with a segment length
+    the same windows are analysed and each real-unit parameter is averaged (a track's over the windows where
+    it is not silent, a bus parameter over all); ``_``-keys are dropped then.
     """
+    from .mixer import check_mixer, device_of
+
+    model = check_mixer(model)
+    dmc = _is_dmc(model)
     tracks = _check_song(model, tracks)
-    sr = int(sample_rate or getattr(model, "sample_rate", 44100))
+    if not model.has_params:
+        return None
+    sr = int(sample_rate or model.sample_rate)
     n, t = tracks.shape
     mask = _active(tracks) if mask is None else mask.to(torch.bool).reshape(n)
     if not bool(mask.any()):
         raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to mix.")
-    dev = next(model.parameters()).device
-    segment = getattr(model, "segment_seconds", None)
+    dev = device_of(model)
+    segment = model.segment_seconds
     if segment:
         length = int(segment * sr)
         count = math.ceil(min(t, analysis_seconds * sr) / length) + 1
+    elif not dmc:  # the protocol's None: the whole input at once
+        length, count = t, 1
     else:
         length, count = max(int(analysis_seconds * sr / max(windows, 1)), sr), windows
         if t <= analysis_seconds * sr:
@@ -241,6 +259,8 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
         energy = torch.cat([tracks[k, a:min(a + step, whole)].square().view(-1, length).sum(-1)
                             for a in range(0, whole, step)])
         starts.append(int(energy.argmax()) * length)
+    if not dmc:
+        return _average_estimates(model, tracks, mask, starts, length, dev)
     track_sum = bus_sum = None
     weight, used = torch.zeros(n, 1), 0
     for s in starts:
@@ -261,37 +281,87 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
     return params
 
 
-def _blockwise(render: Callable, t: int, block: int, margin: int, fade: int, dtype=torch.float32) -> torch.Tensor:
-    """Join ``render(start, stop) -> (2, stop - start)`` over blocks of ``block`` samples.
+def _average_estimates(model, tracks: torch.Tensor, mask: torch.Tensor, starts, length: int, dev) -> dict:
+    """A generic mixer's estimates over windows, averaged: track-level values ``(1, N, ...)`` over the windows
+    where the track is not silent, the others over every window used."""
+    n = tracks.shape[0]
+    sums, weights = {}, {}
+    for s in starts:
+        seg = tracks[:, s:s + length]
+        m = active_mask(seg) & mask
+        if not bool(m.any()):
+            continue
+        out = model.estimate(seg.unsqueeze(0).to(dev), m.unsqueeze(0).to(dev))
+        for k, v in out.items():
+            if k.startswith("_") or not isinstance(v, torch.Tensor):
+                continue
+            v = v.detach().double().cpu()
+            if v.ndim >= 2 and v.shape[1] == n:
+                w = m.to(torch.float64).view(1, n, *([1] * (v.ndim - 2)))
+                sums[k], weights[k] = sums.get(k, 0) + v * w, weights.get(k, 0) + w
+            else:
+                sums[k], weights[k] = sums.get(k, 0) + v, weights.get(k, 0) + 1.0
+    out = {}
+    for k, v in sums.items():
+        w = weights[k]
+        out[k] = (v / (w.clamp_min(1.0) if isinstance(w, torch.Tensor) else w)).float().to(dev)
+    return out
 
-    Block ``k`` keeps ``[k * block, (k + 1) * block)``; it is rendered with ``margin + fade / 2`` extra samples
-    on both sides (so effects with memory, and non-causal networks, have warmed up), and neighbours are
-    joined by a linear crossfade of ``fade`` samples centred on each boundary.
+
+def crossfade_weights(t: int, block: int, margin: int = 0, fade: int = 0, dtype=torch.float32):
+    """The blocks of a song of ``t`` samples and the weight of every block's samples, for block-wise rendering.
+
+    Yields ``(start, stop, weight)`` per block: the block is rendered on ``[start, stop)`` and its output is
+    multiplied by ``weight`` (``stop - start`` values) and added into the song at ``start``. Block ``k`` keeps
+    ``[k * block, (k + 1) * block)``; it is rendered with ``margin + fade // 2`` extra samples on each side (so
+    that effects with memory and non-causal networks have warmed up; weight 0 there), and neighbours are
+    joined by a linear crossfade of ``fade`` samples centred on each boundary: across it one block's weight
+    falls as ``1 - (i + 0.5) / fade`` while the next one's rises as ``(i + 0.5) / fade``, so the weights
+    of the blocks add up to 1 at every sample (eq. crossfade of chapter 3.4, ``notebooks/14_inference.ipynb``).
+    ``fade`` is at most ``block``; a last block shorter than ``fade`` is joined to the one before it, and a
+    song of one block is a single ``(0, t, ones)``. A generator: one block's weights at a time, so long songs
+    need no song-length weight array. :func:`mix_stems` renders every model with it.
     """
-    fade = min(fade, block)
+    for name, v, low in (("t", t, 1), ("block", block, 1), ("margin", margin, 0), ("fade", fade, 0)):
+        if isinstance(v, bool) or not hasattr(v, "__index__") or v < low:
+            raise ValueError(f"{name} must be a whole number of samples >= {low}; got {v!r}.")
+    t, block, margin, fade = int(t), int(block), int(margin), min(int(fade), int(block))
     cuts = [c for c in range(block, t, block) if t - c >= fade]  # inner boundaries; a crossfade fits after each
     if not cuts:
-        return render(0, t)
+        yield 0, t, torch.ones(t, dtype=dtype)
+        return
     edges = [0] + cuts + [t]
     half = fade // 2
     ramp = (torch.arange(fade, dtype=dtype) + 0.5) / fade
-    out = None
     for k in range(len(edges) - 1):
         lo, hi = edges[k], edges[k + 1]
         first, last = k == 0, k == len(edges) - 2
         a, b = max(0, lo - margin - half), min(t, hi + margin + half)
-        y = render(a, b)
-        if out is None:
-            out = y.new_zeros(y.shape[0], t)
-        w = torch.zeros(b - a, dtype=y.dtype)
+        w = torch.zeros(b - a, dtype=dtype)
         start = a if first else lo - half
         stop = b if last else hi - half + fade
         w[start - a: stop - a] = 1.0
         if not first and fade:
-            w[lo - half - a: lo - half - a + fade] = ramp.to(y.dtype)
+            w[lo - half - a: lo - half - a + fade] = ramp
         if not last and fade:
-            w[hi - half - a: hi - half - a + fade] = 1.0 - ramp.to(y.dtype)
-        out[:, a:b] += y * w.to(y.device)
+            w[hi - half - a: hi - half - a + fade] = 1.0 - ramp
+        yield a, b, w
+
+
+def _blockwise(render: Callable, t: int, block: int, margin: int, fade: int, dtype=torch.float32) -> torch.Tensor:
+    """Join ``render(start, stop) -> (2, stop - start)`` over the blocks of :func:`crossfade_weights`."""
+    from itertools import chain
+
+    blocks = crossfade_weights(t, block, margin, fade, dtype)
+    first, second = next(blocks), next(blocks, None)
+    if second is None:  # one block: no weights to apply
+        return render(0, t)
+    out = None
+    for a, b, w in chain((first, second), blocks):
+        y = render(a, b)
+        if out is None:
+            out = y.new_zeros(y.shape[0], t)
+        out[:, a:b] += y * w.to(y.dtype).to(y.device)
     return out
 
 
@@ -346,7 +416,9 @@ def _unet_context(model) -> int:
 
 
 def _is_unet(model) -> bool:
-    return all(hasattr(model, k) for k in ("depth", "down", "bottleneck", "up")) and len(model.down) > 0
+    from .models.wave_u_net import MixWaveUNet
+
+    return isinstance(model, MixWaveUNet) and len(model.down) > 0
 
 
 @torch.no_grad()
@@ -356,6 +428,12 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
               ceiling_db: float = CEILING_DB, sample_rate: Optional[int] = None,
               log: Optional[Callable[[str], None]] = None):
     """Mix a whole song ``tracks (N, T)`` (at the model's sample rate) -> ``(mix (2, T), params)``.
+
+    ``model``: any :class:`automix_lite.mixer.Mixer`; it is used through that protocol only (``has_params``,
+    ``estimate``, ``render``, ``sample_rate``, ``max_tracks``, ``segment_seconds``). The DMC and the
+    Mix-Wave-U-Net (recognised by class) are rendered block by block as described below; another mixer with
+    parameters renders the whole song in one ``render`` call (its console may have memory), one without
+    parameters in crossfaded blocks like the Mix-Wave-U-Net's (``render(x, None, mask)``).
 
     Apart from ``tracks`` and the mix, memory does not grow with the song: everything is rendered in blocks
     of seconds (8 tracks: 3 s for the basic console, 1.5 s for the full one, 0.74 s through the Mix-Wave-U-Net),
@@ -385,20 +463,27 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
     ``print``) is told. DMC ``params`` are real-unit tensors for batch 1 (``(1, N)``, ``(1, N, P)``,
     ``(1,)``), as ``model.estimate`` returns them.
     """
+    from .mixer import check_mixer, device_of
+
+    model = check_mixer(model)
     tracks = _check_song(model, tracks)
-    sr = int(sample_rate or getattr(model, "sample_rate", 44100))
+    sr = int(sample_rate or model.sample_rate)
     n, t = tracks.shape
     mask = _active(tracks)
     if not bool(mask.any()):
         raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to mix.")
     if not mask.all() and log is not None:
         log(f"{int((~mask).sum())} silent stem(s) (RMS below {SILENCE_DB:g} dBFS) are left out of the mix.")
-    model.eval()
-    dev = next(model.parameters()).device
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    dev = device_of(model)
     x, m = tracks.unsqueeze(0).to(dev), mask.unsqueeze(0).to(dev)
     block = max(1, int(round(block_seconds * sr)))
     overlap = max(0, int(round(overlap_seconds * sr)))
-    if _is_dmc(model):
+    if model.has_params and not _is_dmc(model):
+        params = dict(estimate_params(model, tracks, mask, sr, analysis_seconds, analysis_windows))
+        mix = model.render(x, params, m)[0]
+    elif model.has_params:
         params = estimate_params(model, tracks, mask, sr, analysis_seconds, analysis_windows)
 
         def render(a, b):
@@ -408,7 +493,7 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
         from .models.dmc import DSPConsole
 
         long_block = None if long_block_seconds is None else max(1, int(round(long_block_seconds * sr)))
-        if getattr(model, "console_kind", "basic") == "basic":  # no memory: any blocks join exactly
+        if model.console_kind == "basic":  # no memory: any blocks join exactly
             mix = _blockwise(render, t, min(block, _work_block(n, sr)), 0, 0)
         elif whole_song_seconds is not None and t <= whole_song_seconds * sr:
             mix = render(0, t)
@@ -422,20 +507,21 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
             mix = _blockwise(render, t, long_block or max(4 * rf, (_WORK // 4) // n), rf, 0)
     else:
         params = {}
-        step = 2 ** getattr(model, "depth", 0)
-        if _is_unet(model):
+        unet = _is_unet(model)
+        step = 2 ** model.depth if unet else 1
+        if unet:
             context = _unet_context(model)
             context += (-context) % step  # whole grid steps, so every sub-block starts on the grid
             sub = max(_NET_WORK - _NET_WORK % step, 4 * context)
 
-            def run(a0, b):  # model(x[..., a0:b]) for a0 on the grid, in sub-blocks that see the same samples
+            def run(a0, b):  # the mix of x[..., a0:b] for a0 on the grid, in sub-blocks that see the same samples
                 def piece(c, d):  # c is on the grid: sub and context are multiples of step
-                    return model(x[..., a0 + c:a0 + d], m)[0]
+                    return model.render(x[..., a0 + c:a0 + d], None, m)[0]
 
                 return _blockwise(piece, b - a0, sub, context, 0)
         else:
             def run(a0, b):
-                return model(x[..., a0:b], m)[0]
+                return model.render(x[..., a0:b], None, m)[0]
 
         def render_direct(a, b):  # start on the network's decimation grid, as a one-shot run does
             a0 = a - a % step

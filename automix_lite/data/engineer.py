@@ -32,7 +32,8 @@ import torch
 from ..audio import _measure
 from ..dsp.console import BUS_NAMES, DEFAULT_N_PEAKS, SPEC_BY_NAME, STRIP_NAMES, mix
 
-__all__ = ["ENGINEERS", "ROLES", "engineer_params", "engineer_mix", "params_to_json", "params_from_json"]
+__all__ = ["ENGINEERS", "ROLES", "engineer_params", "engineer_mix", "EngineerMixer", "params_to_json",
+           "params_from_json"]
 
 SAMPLE_RATE = 44100
 PEAK_CEILING_DB = -1.0
@@ -189,6 +190,57 @@ def engineer_mix(tracks: torch.Tensor, roles: Sequence[str], style: str, seed: i
     master = min(master, PEAK_CEILING_DB - peak_db)
     params["master_gain_db"] = torch.tensor([_clip("master_gain_db", master)], dtype=torch.float64)
     return pre * 10 ** (float(params["master_gain_db"][0]) / 20), params
+
+
+class EngineerMixer:
+    """The engineer of ``style`` as an :class:`automix_lite.mixer.Mixer`: ``estimate`` returns the parameters
+    :func:`engineer_mix` chooses (master gain included), ``render`` is the console (:func:`automix_lite.dsp.mix`).
+
+    What the protocol does not carry is given when it is built, one mixer per song: the tracks' ``roles``
+    (names from ``ROLES``), the song's ``seed`` (its variation of the style), ``tempo`` (bpm) and, optionally,
+    the dry stems' loudness ``stem_lufs`` (default: measured from the tracks ``estimate`` gets).
+    :meth:`for_song` reads all of them for a bundled song, so that ``estimate`` gives the song's stored
+    parameters (to the rounding of the stored file). The engineer mixes every track it is given: ``mask`` is
+    applied by ``render`` only. Every batch item gets the same song's conventions.
+    """
+
+    max_tracks: Optional[int] = None
+    segment_seconds: Optional[float] = None
+    has_params = True
+
+    def __init__(self, style: str, roles: Sequence[str], seed: int, tempo: Optional[float] = None,
+                 sample_rate: int = SAMPLE_RATE, stem_lufs: Optional[Sequence[float]] = None):
+        if style not in ENGINEERS:
+            raise ValueError(f"unknown engineer {style!r}; choose one of {', '.join(ENGINEERS)}.")
+        self.style, self.roles, self.seed, self.tempo = style, list(roles), int(seed), tempo
+        self.sample_rate = int(sample_rate)
+        self.stem_lufs = None if stem_lufs is None else [float(v) for v in stem_lufs]
+
+    @classmethod
+    def for_song(cls, song_id: str, style: str = "natural", root=None) -> "EngineerMixer":
+        """The engineer of a bundled song: its roles, tempo, stem loudness and the seed its stored mix was drawn with."""
+        import hashlib
+
+        from .bundled import song
+
+        entry = song(song_id, root)
+        seed = int(hashlib.sha256(f"{song_id}/{style}".encode()).hexdigest()[:8], 16)  # as data/render.py draws it
+        return cls(style, [t["role"] for t in entry["tracks"]], seed, entry.get("tempo"),
+                   stem_lufs=[t["lufs"] for t in entry["tracks"]])
+
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+        if tracks.ndim != 3 or tracks.shape[1] != len(self.roles):
+            raise ValueError(f"tracks must be (batch, {len(self.roles)} tracks, samples), one per role; "
+                             f"got shape {tuple(tracks.shape)}.")
+        items = [engineer_mix(x, self.roles, self.style, self.seed, self.tempo, self.sample_rate, self.stem_lufs)[1]
+                 for x in tracks.detach().cpu()]
+        return {k: torch.cat([p[k] for p in items]).to(tracks.dtype).to(tracks.device) for k in items[0]}
+
+    def render(self, tracks: torch.Tensor, params: dict, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return mix(tracks, self.sample_rate, params, mask)
+
+    def __repr__(self) -> str:
+        return f"EngineerMixer({self.style!r}, {len(self.roles)} tracks, seed={self.seed})"
 
 
 def params_to_json(params: dict, roles: Sequence[str], files: Optional[Sequence[str]] = None, item: int = 0) -> dict:

@@ -242,7 +242,14 @@ class DMC(nn.Module):
     plus ``"_track"`` ``(B, N, P)`` and ``"_bus"`` ``(B, Q)``, the normalised outputs. ``console``:
     ``"basic"`` or ``"full"``; ``backend`` (full only): ``"dsp"`` or ``"proxy"`` (``proxy=`` a TCN, default
     the bundled one). ``max_tracks`` is the most tracks one call accepts (a model limit the CLI reports).
+
+    A :class:`automix_lite.mixer.Mixer`: ``has_params`` is true, :meth:`estimate` and :meth:`render` split
+    ``forward``; ``segment_seconds`` is the training segment length (set from the training config; ``None``
+    for a model built by hand).
     """
+
+    has_params = True
+    segment_seconds: Optional[float] = None
 
     def __init__(self, console: str = "basic", backend: str = "dsp", sample_rate: int = 44100, max_tracks: int = 8,
                  dim: int = 128, widths: Sequence[int] = (16, 32, 64, 128), hidden: int = 256, dropout: float = 0.1,

@@ -35,7 +35,15 @@ class MixWaveUNet(nn.Module):
 
     Fewer than ``n_tracks`` tracks are zero-padded; masked tracks are zeroed. ``depth`` levels of
     decimation by two; ``channels`` at the first level, ``+ growth`` per level.
+
+    A :class:`automix_lite.mixer.Mixer` without parameters: ``has_params`` is false, :meth:`estimate` returns
+    ``None`` and :meth:`render` ignores ``params`` (it is ``forward``). ``sample_rate`` is 44.1 kHz, the rate
+    of the bundled data (set it on the instance for another); ``segment_seconds`` is ``None`` (any length).
     """
+
+    has_params = False
+    sample_rate = 44100
+    segment_seconds: Optional[float] = None
 
     def __init__(self, n_tracks: int = 8, depth: int = 6, channels: int = 24, growth: int = 24,
                  kernel_down: int = 15, kernel_up: int = 5):
@@ -62,6 +70,17 @@ class MixWaveUNet(nn.Module):
     @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> None:
+        """No parameters: the network writes the mix directly (checks the input all the same)."""
+        check_multitrack(tracks, self.n_tracks, mask, "this Mix-Wave-U-Net")
+        return None
+
+    def render(self, tracks: torch.Tensor, params: Optional[dict] = None, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The mix ``(B, 2, T)``: :meth:`forward` (``params`` must be ``None`` or empty: there are none to apply)."""
+        if params:
+            raise ValueError("a Mix-Wave-U-Net writes the mix directly and takes no parameters; pass params=None.")
+        return self(tracks, mask)
 
     def forward(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         mask = check_multitrack(tracks, self.n_tracks, mask, "this Mix-Wave-U-Net")
