@@ -7,7 +7,11 @@
   print the predicted parameters, write a 24-bit stereo WAV (chapter 3.4, ``notebooks/14_inference.ipynb``).
 - ``automix render STEMS_DIR --params PARAMS.json --out MIX.wav [--overwrite] [--pad]``: render the stems with
   (edited) parameters.
-- ``automix train CONFIG --out DIR [--resume | --overwrite]``: train a model (:func:`automix_lite.train.train`).
+- ``automix train CONFIG --out DIR [--resume | --overwrite] [--steps N] [--nproc N]``: train a DMC, a
+  Mix-Wave-U-Net or (``"model": "proxy"``) the channel-chain proxy, all through one loop
+  (:func:`automix_lite.train.train`).
+- ``automix data --out DIR [--soundfont PATH] [--jobs N] [--quality Q] [--only TEXT]``: regenerate the bundled
+  multitrack set (``python -m automix_lite.data.render``; needs FluidSynth and a General MIDI SoundFont).
 - ``automix models``: the bundled checkpoints.
 
 Nothing is ever overwritten without ``--overwrite``; no output may be an input (a stem, the ``--model``
@@ -183,13 +187,36 @@ def _train(args) -> int:
 
     if args.resume and args.overwrite:
         raise ValueError("give --resume (continue the run in --out) or --overwrite (replace it), not both.")
-    train.train(args.config, out=args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite,
-                steps=args.steps, nproc=args.nproc)
+    model, _ = train.train(args.config, out=args.out, resume=args.resume, progress=not args.no_progress,
+                           overwrite=args.overwrite, steps=args.steps, nproc=args.nproc)
     if os.environ.get("RANK", "0") != "0":  # one of several torchrun processes: rank 0 reports
         return 0
     have = [f for f in ("best.pt", "last.pt") if os.path.isfile(os.path.join(args.out, f))]
     best = os.path.join(args.out, have[0])
-    print(f"checkpoints in {args.out}: {', '.join(have)} (mix with `automix mix STEMS --model {best} --out MIX.wav`)")
+    from .models.tcn import TCN
+
+    if isinstance(model, TCN):  # the channel-chain proxy: not a mixing model
+        print(f"checkpoints in {args.out}: {', '.join(have)} (Table 6 with `python -m automix_lite.models.proxy "
+              f"evaluate {best}`; in a DMC: DMC(\"full\", backend=\"proxy\", proxy=proxy.load_proxy(\"{best}\")))")
+    else:
+        print(f"checkpoints in {args.out}: {', '.join(have)} (mix with `automix mix STEMS --model {best} --out MIX.wav`)")
+    return 0
+
+
+def _data(args) -> int:
+    """``automix data``: what ``python -m automix_lite.data.render`` does, with the same checks and messages
+    (FluidSynth and the SoundFont are looked for before any work)."""
+    from .data import render
+
+    argv = ["--out", args.out, "--jobs", str(args.jobs), "--quality", str(args.quality)]
+    argv += ["--soundfont", args.soundfont] if args.soundfont else []
+    argv += ["--only", args.only] if args.only else []
+    try:
+        render.main(argv)
+    except SystemExit as stop:  # render's checks end with sys.exit(MESSAGE): one automix: error line instead
+        if isinstance(stop.code, str):
+            raise ValueError(stop.code) from None
+        raise
     return 0
 
 
@@ -259,7 +286,7 @@ def main(argv=None) -> int:
     p.add_argument("--pad", action="store_true")
     p.set_defaults(func=_render)
 
-    p = sub.add_parser("train", help="train a DMC or Mix-Wave-U-Net from a JSON config (see configs/)")
+    p = sub.add_parser("train", help="train a DMC, Mix-Wave-U-Net or channel-chain proxy from a JSON config (see configs/)")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for best.pt, last.pt, history.json")
     p.add_argument("--resume", action="store_true", help="continue DIR/last.pt")
@@ -271,6 +298,18 @@ def main(argv=None) -> int:
                    help="data-parallel training in N processes on this machine (one per GPU on CUDA, gloo on CPU); "
                         "the config's batch_size is the global batch, split among them. Under torchrun leave it out")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("data", help="regenerate the bundled multitrack set (FluidSynth and a General MIDI SoundFont)",
+                       description="Compose, render (FluidSynth), level and mix every bundled song and drum passage "
+                                   "into DIR, as `python -m automix_lite.data.render` does (`make data`).")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for the set (the package's own is data/ at the repository root)")
+    p.add_argument("--soundfont", metavar="PATH", help="General MIDI SoundFont (default: FluidR3_GM.sf2 where "
+                                                        "distributions install it, or $AUTOMIX_SOUNDFONT)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="rendering processes")
+    p.add_argument("--quality", type=float, default=0.4, metavar="Q", help="Vorbis quality, 0 (small) to 1 (best)")
+    p.add_argument("--only", metavar="TEXT", help="render only song ids containing TEXT (for trying things out)")
+    p.set_defaults(func=_data)
 
     sub.add_parser("models", help="list the bundled pretrained models").set_defaults(func=_models)
     args = parser.parse_args(argv)

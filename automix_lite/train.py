@@ -1,7 +1,16 @@
-"""Training the mixing models (taught in ``notebooks/13_training.ipynb``).
+"""Training the mixing models and the channel-chain proxy (taught in ``notebooks/13_training.ipynb``).
 
-One readable loop for the DMC and Mix-Wave-U-Net, driven by a JSON config (``DEFAULT_CONFIG`` lists every
-key; ``configs/*.json`` are the recorded ones). Run one with ``automix train CONFIG --out DIR``.
+One readable loop for the DMC, the Mix-Wave-U-Net and the neural proxy of the channel chain, driven by a JSON
+config (``DEFAULT_CONFIG`` lists every key of the mixing models, :data:`automix_lite.models.proxy.DEFAULT_CONFIG`
+those of ``"model": "proxy"``; ``configs/*.json`` are the recorded ones). Run one with
+``automix train CONFIG --out DIR``. The loop is a sequence of named steps (:func:`_setup`, :func:`_optimise`,
+:func:`_validate`, :func:`_save`, :func:`_summary`, :func:`_finish`); what differs between the model families
+(data, loss, schedule, validation) is a *part* they call (:class:`_MixingPart` here,
+:class:`automix_lite.models.proxy.TrainingPart` for the proxy). Every run writes the same files (``best.pt``,
+``last.pt`` in the checkpoint format ``automix-lite-model/1``, ``history.json``, ``loss_curve.png``) with the
+same history keys.
+
+The mixing models (DMC, Mix-Wave-U-Net):
 
 - Data: :class:`automix_lite.data.BundledDataset` segments of the TRAIN split (``task`` songs or drums),
   the engineer's stored mix as the target, gain augmentation (``gain_augment_db``: each stem is scaled by
@@ -22,6 +31,14 @@ key; ``configs/*.json`` are the recorded ones). Run one with ``automix train CON
   which every rank takes its slice ``batch_size / N`` of the same items, and BatchNorm statistics, dropout
   masks and the loss are those of the global batch, so N processes train the weights one process would
   (see :func:`train`). Only rank 0 validates, logs and writes files.
+
+The proxy (``"model": "proxy"``, e.g. ``configs/proxy_cpu.json``): random patches of the bundled stems drawn
+on the fly by :func:`automix_lite.models.proxy.make_batch` from one seeded generator, the target rendered by the
+DSP chain; loss L1 (+ ``stft_weight`` x MR-STFT); Adam with a plateau schedule (``lr_factor``, ``lr_patience``)
+stepped by the validation L1 on fixed VAL patches every ``val_every`` steps; ``init`` continues the weights and
+history of another proxy checkpoint for ``steps`` more steps; ``max_seconds`` ends a session early. It trains in
+one process. With the same global random state its weights equal, bit for bit, those of the proxy's first,
+separate loop (``tests/test_train_proxy.py``).
 """
 
 from __future__ import annotations
@@ -47,7 +64,7 @@ __all__ = ["DEFAULT_CONFIG", "load_config", "build_model", "train", "save_checkp
 CHECKPOINT_FORMAT = "automix-lite-model/1"
 
 DEFAULT_CONFIG = {
-    "model": "dmc",  # "dmc" or "wave_u_net"
+    "model": "dmc",  # "dmc" or "wave_u_net" ("proxy": the keys of models.proxy.DEFAULT_CONFIG instead)
     "model_args": {},  # keyword arguments of DMC(...) or MixWaveUNet(...)
     "task": "songs",  # "songs" or "drums"
     "engineer": "natural",
@@ -75,7 +92,7 @@ DEFAULT_CONFIG = {
 }
 
 
-_CHOICES = {"model": ("dmc", "wave_u_net"), "task": ("songs", "drums"), "optimizer": ("adam", "adamw"),
+_CHOICES = {"model": ("dmc", "wave_u_net", "proxy"), "task": ("songs", "drums"), "optimizer": ("adam", "adamw"),
             "schedule": ("cosine", "constant")}
 _WHOLE = {"max_tracks": 1, "batch_size": 1, "steps": 1, "warmup_steps": 0, "encoder_pretrain_steps": 0,
           "val_every": 1, "val_items": 1, "log_every": 1, "seed": 0}  # key: smallest value
@@ -84,39 +101,54 @@ _REAL = {"segment_seconds": (0, None, False), "gain_augment_db": (0, 12, True), 
          "param_weight": (0, None, True)}  # key: (low, high, low allowed)
 
 
-def _config_problems(cfg: dict) -> list:
-    """One message per bad value of a full config (each names its key)."""
-    import inspect
-    import re
-
+def _value_problems(cfg: dict, choices: dict, whole: dict, real: dict) -> list:
+    """One message per value of ``cfg`` outside its table: ``choices`` (key: options), ``whole`` (key: smallest
+    whole number), ``real`` (key: (low, high or None, low allowed))."""
     problems = []
-    for key, options in _CHOICES.items():
+    for key, options in choices.items():
         if cfg[key] not in options:
             problems.append(f"{key} must be one of {', '.join(map(repr, options))}; got {cfg[key]!r}")
-    for key, low in _WHOLE.items():
+    for key, low in whole.items():
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             problems.append(f"{key} must be a whole number >= {low}; got {v!r}")
-    for key, (low, high, closed) in _REAL.items():
+    for key, (low, high, closed) in real.items():
         v = cfg[key]
         ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
         if not ok or (v < low if closed else v <= low) or (high is not None and v > high):
             where = f"{'[' if closed else '('}{low:g}, {'inf)' if high is None else f'{high:g}]'}"
             problems.append(f"{key} must be a finite number in {where}; got {v!r}")
-    if not isinstance(cfg["engineer"], str) or not cfg["engineer"]:
-        problems.append(f"engineer must be the name of an engineer of the bundled set (e.g. 'natural'); got "
-                        f"{cfg['engineer']!r}")
-    if not isinstance(cfg["amp"], bool):
-        problems.append(f"amp must be true or false; got {cfg['amp']!r}")
+    return problems
+
+
+def _runtime_problems(cfg: dict) -> list:
+    """Messages for bad ``threads`` and ``device`` values (every model family has both keys)."""
+    import re
+
+    problems = []
     if cfg["threads"] is not None and (isinstance(cfg["threads"], bool) or not isinstance(cfg["threads"], int)
                                        or cfg["threads"] < 1):
         problems.append(f"threads must be null (torch's default) or a whole number >= 1; got {cfg['threads']!r}")
     if not isinstance(cfg["device"], str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg["device"]):
         problems.append(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {cfg['device']!r}")
+    return problems
+
+
+def _config_problems(cfg: dict) -> list:
+    """One message per bad value of a full config of a mixing model (each names its key)."""
+    import inspect
+
+    problems = _value_problems(cfg, _CHOICES, _WHOLE, _REAL)
+    if not isinstance(cfg["engineer"], str) or not cfg["engineer"]:
+        problems.append(f"engineer must be the name of an engineer of the bundled set (e.g. 'natural'); got "
+                        f"{cfg['engineer']!r}")
+    if not isinstance(cfg["amp"], bool):
+        problems.append(f"amp must be true or false; got {cfg['amp']!r}")
+    problems += _runtime_problems(cfg)
     args = cfg["model_args"]
     if not isinstance(args, dict):
         problems.append(f"model_args must be an object of keyword arguments; got {args!r}")
-    elif cfg["model"] in _CHOICES["model"]:
+    elif cfg["model"] in ("dmc", "wave_u_net"):
         from .models.dmc import DMC
         from .models.wave_u_net import MixWaveUNet
 
@@ -129,22 +161,43 @@ def _config_problems(cfg: dict) -> list:
     return problems
 
 
-def load_config(path_or_dict) -> dict:
-    """``DEFAULT_CONFIG`` updated with a JSON file or dict, every value checked.
+def _family(model) -> tuple:
+    """``(defaults, checks)`` of a config naming ``model``: the proxy's, or the mixing models' (any other value,
+    which :func:`_config_problems` then refuses unless it is ``"dmc"`` or ``"wave_u_net"``)."""
+    if model == "proxy":
+        from .models import proxy
 
-    Unknown keys and bad values raise one ``ValueError`` that lists every problem, each naming its key
-    (types, ranges, ``steps`` and ``val_every`` >= 1, device names, model arguments)."""
+        return proxy.DEFAULT_CONFIG, proxy.config_problems
+    return DEFAULT_CONFIG, _config_problems
+
+
+def load_config(path_or_dict, default_model: str = "dmc") -> dict:
+    """The defaults of the config's ``model`` updated with a JSON file or dict, every value checked.
+
+    ``"model": "proxy"`` takes the keys of :data:`automix_lite.models.proxy.DEFAULT_CONFIG`, any other model
+    those of :data:`DEFAULT_CONFIG`; ``default_model`` is the model of a config that names none. Unknown keys
+    and bad values raise one ``ValueError`` that lists every problem, each naming its key (types, ranges,
+    ``steps`` and ``val_every`` >= 1, device names, model arguments)."""
     if isinstance(path_or_dict, dict):
         given = dict(path_or_dict)
     else:
         given = read_json(path_or_dict, "see configs/ for examples")
         if not isinstance(given, dict):
             raise ValueError(f"{path_or_dict} must hold a JSON object of config keys (see configs/ for examples).")
-    unknown = sorted(set(given) - set(DEFAULT_CONFIG) - {"comment"})
+    model = given.setdefault("model", default_model)
+    defaults, checks = _family(model)
+    unknown = sorted(set(given) - set(defaults) - {"comment"})
     if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; the keys are {sorted(DEFAULT_CONFIG)}.")
-    cfg = {**copy.deepcopy(DEFAULT_CONFIG), **given}
-    problems = _config_problems(cfg)
+        where = "" if isinstance(path_or_dict, dict) else f"{path_or_dict}: "
+        other = DEFAULT_CONFIG if defaults is not DEFAULT_CONFIG else _family("proxy")[0]
+        hint = ""
+        if not set(unknown) - set(other):
+            hint = (" (they are keys of the channel-chain proxy: add \"model\": \"proxy\")"
+                    if defaults is DEFAULT_CONFIG else " (they are keys of the DMC and the Mix-Wave-U-Net)")
+        raise ValueError(f"{where}unknown config key(s) {unknown}{hint}; the keys of a {model!r} config are "
+                         f"{sorted(defaults)}.")
+    cfg = {**copy.deepcopy(defaults), **given}
+    problems = checks(cfg)
     if problems:
         where = "" if isinstance(path_or_dict, dict) else f"{path_or_dict}: "
         raise ValueError(f"{where}{'; '.join(problems)}.")
@@ -153,7 +206,12 @@ def load_config(path_or_dict) -> dict:
 
 def build_model(cfg: dict) -> torch.nn.Module:
     """The network a config describes (``DMC`` with ``max_tracks``, or ``MixWaveUNet`` with ``n_tracks``), with
-    ``segment_seconds`` (the training segment length) as an attribute."""
+    ``segment_seconds`` (the training segment length) as an attribute; for ``"model": "proxy"`` the proxy's TCN
+    (:func:`automix_lite.models.proxy.build_model`)."""
+    if cfg["model"] == "proxy":
+        from .models import proxy
+
+        return proxy.build_model(cfg)
     from .models.dmc import DMC
     from .models.wave_u_net import MixWaveUNet
 
@@ -196,10 +254,19 @@ def save_checkpoint(path: str, model: torch.nn.Module, cfg: dict, history: Optio
 def load_checkpoint(path: str, device: str = "cpu") -> dict:
     """Read a checkpoint of :func:`save_checkpoint`, verifying its checksum.
 
-    Returns ``{"model" (in eval mode), "config", "history", "metrics", "code_version", "extra", "sha256"}``.
+    Returns ``{"model" (in eval mode), "config", "history", "metrics", "code_version", "extra", "sha256"}``. A
+    proxy's checkpoint (``"model": "proxy"``) gives its TCN; its ``extra["names"]`` must be ``proxy.NAMES``.
     """
-    what = "automix-lite model checkpoint"
-    data, digest = _checkpoint.read(path, CHECKPOINT_FORMAT, what)
+    data, digest = _checkpoint.read(path, CHECKPOINT_FORMAT, _WHAT)
+    return _from_payload(data, digest, path, device)
+
+
+_WHAT = "automix-lite model checkpoint"
+
+
+def _from_payload(data: dict, digest: str, path: str, device: str = "cpu") -> dict:
+    """:func:`load_checkpoint` of a payload already read (and its checksum verified) from ``path``."""
+    what = _WHAT
     missing = [k for k in ("state_dict", "config", "history", "metrics", "code_version", "extra") if k not in data]
     if missing or not isinstance(data["state_dict"], dict) or not isinstance(data["config"], dict):
         lack = f"it lacks {', '.join(missing)}" if missing else "its weights or config are not objects"
@@ -220,6 +287,13 @@ def load_checkpoint(path: str, device: str = "cpu") -> dict:
     if missing or unexpected:
         raise ValueError(f"{path} does not fit the model its config describes (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}); it is not a valid {what}. Retrain it or restore the file.")
+    if cfg["model"] == "proxy":
+        from .models import proxy
+
+        names = data["extra"].get("names") if isinstance(data["extra"], dict) else None
+        if not isinstance(names, (list, tuple)) or list(names) != list(proxy.NAMES):
+            raise ValueError(f"{path} is a proxy trained with the parameters {names}, not proxy.NAMES; it is not a "
+                             f"valid {what} of this version. Retrain it.")
     model.to(device).eval()
     return {"model": model, "config": cfg, "history": data["history"], "metrics": data["metrics"],
             "code_version": data["code_version"], "extra": data["extra"], "sha256": digest}
@@ -719,7 +793,7 @@ def pretrain_encoder(encoder: torch.nn.Module, task: str = "songs", steps: int =
             "chance": float(counts.max()) / len(vy)}
 
 
-def plot_history(history: dict, ax=None):
+def plot_history(history: dict, ax=None, ylabel: str = "stereo MR-STFT loss"):
     """Training loss (mean per logging interval) and validation loss against steps; returns the axes."""
     import matplotlib.pyplot as plt
 
@@ -728,7 +802,7 @@ def plot_history(history: dict, ax=None):
     ax.plot(history["step"], history["loss"], label="training (mean over the log interval)", alpha=0.8)
     ax.plot(history["val_step"], history["val_loss"], "o-", label="validation")
     ax.set_xlabel("step")
-    ax.set_ylabel("stereo MR-STFT loss")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
@@ -759,10 +833,51 @@ class _Run:
     optimisation step calls: ``local``, or it wrapped in ``DistributedDataParallel``), ``restore`` (puts the
     model's own BatchNorm and dropout layers back, :func:`_globalise`; ``None`` on one process), ``params``, ``opt``,
     ``sched``, ``loss_fn``, ``train_ds``, ``val_batches`` and ``n_val`` (rank 0), ``history``, ``start_step``,
-    ``step``, ``spent`` (seconds of earlier sessions), ``best``, ``t0``, ``out`` and ``steps_override``."""
+    ``step``, ``end_step`` (the last step: ``steps``, or a proxy's ``init`` steps plus ``steps``), ``spent``
+    (seconds of earlier sessions), ``best``, ``t0``, ``out``, ``steps_override``, ``max_seconds`` (``None``: no
+    limit) and ``part``: the model family's pieces of the steps (:class:`_MixingPart` or
+    :class:`automix_lite.models.proxy.TrainingPart`)."""
 
     def __init__(self, **state):
         self.__dict__.update(state)
+
+
+class _MixingPart:
+    """The DMC's and the Mix-Wave-U-Net's pieces of the loop's steps; :class:`automix_lite.models.proxy.TrainingPart`
+    has the same methods for the proxy.
+
+    ``batch``: this rank's slice of step ``step``'s seeded items of the TRAIN ``BundledDataset``; ``loss``: the stereo
+    MR-STFT loss (plus the parameter loss) of the global batch; ``stepped``: the warm-up and cosine schedule, after
+    every optimisation step; ``validate``: the loss on the fixed VAL batches; ``validated``: nothing (the schedule
+    does not depend on validation); ``state`` / ``set_state``: nothing beyond the global random state;
+    ``extra``: nothing stored in every checkpoint; ``loss_name``: the loss curve's label."""
+
+    loss_name = "stereo MR-STFT loss"
+    extra: dict = {}
+
+    def batch(self, run, step: int) -> dict:
+        first = (step - 1) * run.cfg["batch_size"] + run.rank * run.per_rank
+        return _batch(run.train_ds, range(first, first + run.per_rank))
+
+    def loss(self, run, batch: dict, net) -> torch.Tensor:
+        return _loss(run, batch, net, shard=True)
+
+    def stepped(self, run) -> None:
+        run.sched.step()
+
+    def validate(self, run) -> float:
+        with torch.no_grad():
+            v = sum(float(_loss(run, b, run.local)) * len(b["mix"]) for b in run.val_batches)
+        return v / run.n_val
+
+    def validated(self, run, step: int, value: float) -> None:
+        pass
+
+    def state(self) -> dict:
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        pass
 
 
 def _resume_state(out: Optional[str], cfg: dict) -> dict:
@@ -784,12 +899,18 @@ def _resume_state(out: Optional[str], cfg: dict) -> dict:
                  "history": {k: list(v) for k, v in h.items() if k in _HISTORY_LISTS},
                  "encoder_pretrain": h.get("encoder_pretrain"), "step": int(extra["step"]),
                  "spent": float(h["wall_seconds"]), "best": math.inf if best is None else float(best),
-                 "rng": extra["rng"], "cuda_rng": extra.get("cuda_rng")}
+                 "rng": extra["rng"], "cuda_rng": extra.get("cuda_rng"),
+                 "end_step": int(extra.get("end_step", cfg["steps"])),
+                 "part": {k: extra[k] for k in _PART_STATE.get(cfg["model"], ())}}
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
         raise _damaged(last, err) from None
-    if state["step"] >= cfg["steps"]:
-        raise ValueError(f"{last} has already finished all {cfg['steps']} steps.")
+    if state["step"] >= state["end_step"]:
+        raise ValueError(f"{last} has already finished all {state['end_step']} steps.")
     return state
+
+
+_PART_STATE = {"proxy": ("data_rng",)}
+"""The keys of ``last.pt``'s ``extra`` that a model family's part needs to resume (``part.state()``)."""
 
 
 def _damaged(last: str, err: Exception) -> ValueError:
@@ -797,25 +918,43 @@ def _damaged(last: str, err: Exception) -> ValueError:
                       f"({type(err).__name__}: {err}). Start a new run with --overwrite or another --out.")
 
 
+_ONE_PROCESS = ("the channel-chain proxy trains in one process (its batches are drawn one after another from one "
+                "random generator); leave --nproc out and run it without torchrun.")
+
+
 def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, device, reserved: bool = False,
-           steps_override: Optional[int] = None) -> _Run:
+           steps_override: Optional[int] = None, data=None) -> _Run:
     """Set-up: the out folder (rank 0), the model (the same initial weights on every rank: one seed), optimiser,
     schedule, the resumed state (read by rank 0, shared), encoder pretraining, data; with ``dist`` the global-
-    batch layers (:func:`_globalise`) and ``DistributedDataParallel``."""
+    batch layers (:func:`_globalise`) and ``DistributedDataParallel``.
+
+    The proxy (``"model": "proxy"``, one process): Adam and the plateau schedule, ``init`` (another proxy
+    checkpoint's weights and history, the step count going on from its ``steps_done``), then, as its first loop
+    did, the global random state seeded again with ``seed + steps done`` and its data part
+    (:class:`automix_lite.models.proxy.TrainingPart`, ``data`` = its stems) with a generator seeded the same."""
     rank, world = (0, 1) if dist is None else (dist.rank, dist.world)
+    is_proxy = cfg["model"] == "proxy"
+    if is_proxy and dist is not None:
+        raise ValueError(_ONE_PROCESS)
     per_rank = _per_rank_batch(cfg, world)
     if out and not reserved:
         _on_rank0(dist, lambda: _check_out(out, config, resume, overwrite))
     _set_threads(cfg["threads"])
-    amp = bool(cfg["amp"]) and device.type == "cuda"
+    amp = bool(cfg.get("amp")) and device.type == "cuda"
     torch.manual_seed(cfg["seed"])
     model = build_model(cfg).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt_cls = torch.optim.AdamW if cfg["optimizer"] == "adamw" else torch.optim.Adam
-    opt = opt_cls(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"] if cfg["optimizer"] == "adamw" else 0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(cfg, s + 1))
+    if is_proxy:
+        from .models import proxy
+
+        opt, sched = proxy.optimiser(cfg, params)
+    else:
+        opt_cls = torch.optim.AdamW if cfg["optimizer"] == "adamw" else torch.optim.Adam
+        opt = opt_cls(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"] if cfg["optimizer"] == "adamw" else 0.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(cfg, s + 1))
     history = {k: [] for k in _HISTORY_LISTS}
-    start_step, spent, best = 0, 0.0, math.inf
+    start_step, spent, best, end_step = 0, 0.0, math.inf, cfg["steps"]
+    state = None
     if resume:
         state = _on_rank0(dist, lambda: _resume_state(out, cfg))
         model.load_state_dict(state["model"], strict=False)
@@ -830,7 +969,28 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
         history = state["history"]
         if state["encoder_pretrain"] is not None:
             history["encoder_pretrain"] = state["encoder_pretrain"]
-        start_step, spent, best = state["step"], state["spent"], state["best"]
+        start_step, spent, best, end_step = state["step"], state["spent"], state["best"], state["end_step"]
+    elif is_proxy and cfg["init"]:
+        history, start_step, spent = proxy.continue_from(cfg["init"], model)
+        end_step = start_step + cfg["steps"]
+    if is_proxy:
+        if not resume:
+            torch.manual_seed(cfg["seed"] + start_step)  # a continued run draws new batches
+        part = proxy.TrainingPart(cfg, model, device, start_step, data)
+        if state is not None:
+            try:
+                part.set_state(state["part"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                raise _damaged(os.path.join(out, "last.pt"), err) from None
+        log(part.describe(model, device, start_step, end_step))
+        return _Run(cfg=cfg, device=device, amp=False, dist=None, rank=0, world=1, per_rank=per_rank, model=model,
+                    local=model, net=model, restore=None, params=params, opt=opt, sched=sched, loss_fn=part.mrstft,
+                    train_ds=None, val_batches=None, n_val=cfg["val_examples"], history=history,
+                    start_step=start_step, step=start_step, end_step=end_step, spent=spent, best=best, t0=time.time(),
+                    out=out, steps_override=steps_override, max_seconds=cfg["max_seconds"], part=part)
+    if data is not None:
+        raise ValueError("data (the stems to draw patches from) applies to the proxy (\"model\": \"proxy\") only; "
+                         f"a {cfg['model']} trains on the bundled dataset of its task.")
     if cfg["encoder_pretrain_steps"] and not resume:
         if cfg["model"] != "dmc":
             raise ValueError("encoder_pretrain_steps applies to the DMC's encoder; the Mix-Wave-U-Net has none.")
@@ -857,33 +1017,32 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
     return _Run(cfg=cfg, device=device, amp=amp, dist=dist, rank=rank, world=world, per_rank=per_rank, model=model,
                 local=local, net=net, restore=restore, params=params, opt=opt, sched=sched, loss_fn=loss_fn,
                 train_ds=train_ds, val_batches=val_batches, n_val=len(val_ds), history=history,
-                start_step=start_step, step=start_step, spent=spent, best=best, t0=time.time(), out=out,
-                steps_override=steps_override)
+                start_step=start_step, step=start_step, end_step=end_step, spent=spent, best=best, t0=time.time(),
+                out=out, steps_override=steps_override, max_seconds=None, part=_MixingPart())
 
 
 def _optimise(run: _Run, step: int) -> float:
-    """One optimisation step (1-based ``step``): this rank's slice of the step's global batch (items
-    ``(step - 1) * batch_size`` onwards, the same on every rank), loss, gradients (averaged over the ranks),
-    clipping, optimiser and schedule. Returns the loss of the global batch."""
+    """One optimisation step (1-based ``step``): the part's batch (mixing models: this rank's slice of the step's
+    global batch, items ``(step - 1) * batch_size`` onwards, the same on every rank; the proxy: fresh patches),
+    loss, gradients (averaged over the ranks), clipping, optimiser and the part's per-step schedule. Returns the
+    loss of the global batch."""
     run.net.train()
-    first = (step - 1) * run.cfg["batch_size"] + run.rank * run.per_rank
-    batch = _batch(run.train_ds, range(first, first + run.per_rank))
+    batch = run.part.batch(run, step)
     _set_threads(run.cfg["threads"])  # held through the run, whatever rendering a target did (see _set_threads)
-    loss = _loss(run, batch, run.net, shard=True)
+    loss = run.part.loss(run, batch, run.net)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.params, run.cfg["grad_clip"])
     run.opt.step()
-    run.sched.step()
+    run.part.stepped(run)
     return loss.item()
 
 
 def _validate(run: _Run) -> float:
-    """Validation loss on the fixed VAL batches (rank 0, the plain model, batches of ``batch_size``)."""
+    """Validation loss (rank 0, the plain model in eval mode): the mixing models' on the fixed VAL batches (batches
+    of ``batch_size``), the proxy's L1 on its fixed VAL patches."""
     run.model.eval()
-    with torch.no_grad():
-        v = sum(float(_loss(run, b, run.local)) * len(b["mix"]) for b in run.val_batches)
-    return v / run.n_val
+    return run.part.validate(run)
 
 
 def _summary(run: _Run) -> dict:
@@ -898,12 +1057,12 @@ def _summary(run: _Run) -> dict:
 
 
 def _save(run: _Run, name: str, history: dict) -> None:
-    """Saving (rank 0): ``best.pt``, or ``last.pt`` with what resuming needs (optimiser, schedule, step, random
-    state)."""
-    extra = {}
+    """Saving (rank 0): ``best.pt``, or ``last.pt`` with what resuming needs (optimiser, schedule, step, last step,
+    random state, the part's state); both with the part's ``extra`` (the proxy's parameter names)."""
+    extra = dict(run.part.extra)
     if name == "last.pt":
-        extra = {"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "step": run.step,
-                 "rng": torch.get_rng_state()}
+        extra.update({"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "step": run.step,
+                      "end_step": run.end_step, "rng": torch.get_rng_state(), **run.part.state()})
         if run.device.type == "cuda":
             extra["cuda_rng"] = torch.cuda.get_rng_state(run.device)
     save_checkpoint(os.path.join(run.out, name), run.model, run.cfg, history, extra=extra)
@@ -922,7 +1081,7 @@ def _finish(run: _Run, history: dict) -> None:
         from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 
         fig = Figure(figsize=(7, 3.2))
-        plot_history(history, fig.subplots())
+        plot_history(history, fig.subplots(), ylabel=run.part.loss_name)
         fig.tight_layout()
         with atomic_outputs([os.path.join(run.out, "loss_curve.png")], overwrite=True) as (tmp,):
             fig.savefig(tmp, dpi=100, format="png")
@@ -936,21 +1095,25 @@ def _quiet(*_args, **_kwargs) -> None:
 
 
 def _run_training(cfg: dict, config, out, resume: bool, progress: bool, stop_at, log, overwrite: bool, dist, device,
-                  reserved: bool = False, steps_override: Optional[int] = None):
-    """The loop: set-up, then optimisation steps with logging, validation and saving on rank 0."""
+                  reserved: bool = False, steps_override: Optional[int] = None, data=None):
+    """The loop: set-up, then optimisation steps with logging, validation and saving on rank 0. It ends after
+    ``run.end_step`` (or ``stop_at``), or after the step that passes ``max_seconds`` (the proxy's)."""
     main_rank = dist is None or dist.rank == 0
     log = log if main_rank else _quiet
-    run = _setup(cfg, config, out, resume, overwrite, log, dist, device, reserved, steps_override)
+    run = _setup(cfg, config, out, resume, overwrite, log, dist, device, reserved, steps_override, data)
     try:
         history = run.history
-        bar = _progress(cfg["steps"], run.start_step, progress and main_rank)
+        bar = _progress(run.end_step, run.start_step, progress and main_rank)
         running = []
-        last_step = cfg["steps"] if stop_at is None else min(int(stop_at), cfg["steps"])
+        last_step = run.end_step if stop_at is None else min(int(stop_at), run.end_step)
         for step in range(run.start_step + 1, last_step + 1):
             run.step = step
-            running.append(_optimise(run, step))
-            if not math.isfinite(running[-1]):
-                raise FloatingPointError(f"the loss became {running[-1]} at step {step}; lower lr or check the data.")
+            loss = _optimise(run, step)
+            running.append(loss)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss} at step {step}; lower lr or check the data.")
+            if run.max_seconds and time.time() - run.t0 > run.max_seconds:
+                last_step = step  # out of time: log, validate and save as at the end
             if step % cfg["log_every"] == 0 or step == last_step:
                 history["step"].append(step)
                 history["loss"].append(sum(running) / len(running))
@@ -961,9 +1124,10 @@ def _run_training(cfg: dict, config, out, resume: bool, progress: bool, stop_at,
                     log(f"step {step:6d}  loss {history['loss'][-1]:.4f}  lr {history['lr'][-1]:.2e}")
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{running[-1]:.3f}", lr=f"{run.opt.param_groups[0]['lr']:.1e}")
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{run.opt.param_groups[0]['lr']:.1e}")
             if main_rank and (step % cfg["val_every"] == 0 or step == last_step):
                 v = _validate(run)
+                run.part.validated(run, step, v)
                 history["val_step"].append(step)
                 history["val_loss"].append(v)
                 if bar is None:
@@ -974,6 +1138,8 @@ def _run_training(cfg: dict, config, out, resume: bool, progress: bool, stop_at,
                         _save(run, "best.pt", _summary(run))
                     _save(run, "last.pt", _summary(run))
                 run.best = min(run.best, v)
+            if step == last_step:
+                break
         if bar is not None:
             bar.close()
         history = _summary(run)
@@ -1000,8 +1166,9 @@ def _with_steps(cfg: dict, steps: Optional[int]) -> dict:
 
 
 def train(config, out: Optional[str] = None, resume: bool = False, progress: bool = True, stop_at: Optional[int] = None,
-          log=print, overwrite: bool = False, steps: Optional[int] = None, nproc: Optional[int] = None):
-    """Train the model of ``config`` (dict or JSON path); returns ``(model, history)``.
+          log=print, overwrite: bool = False, steps: Optional[int] = None, nproc: Optional[int] = None, data=None):
+    """Train the model of ``config`` (dict or JSON path): a DMC, a Mix-Wave-U-Net or, with ``"model": "proxy"``,
+    the channel-chain proxy; returns ``(model, history)``.
 
     ``out``: folder for ``last.pt``, ``best.pt``, ``history.json`` and ``loss_curve.png``; with
     ``resume=True`` training continues from ``out/last.pt`` (weights, optimiser, schedule, random state:
@@ -1014,6 +1181,10 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
 
     ``steps``: train this many steps instead of the config's (a quick run); the stored config says so, and a
     resumed run must give the same.
+
+    ``data`` (the proxy only): ``(train_stems, val_stems)``, lists of mono ``(T,)`` tensors to draw patches from
+    instead of the bundled TRAIN and VAL stems (either may be ``None``: the bundled split). The proxy trains in
+    one process (no ``nproc`` > 1, no torchrun).
 
     **Several processes.** ``nproc=N`` (``--nproc N``) starts N processes on this machine
     (``torch.multiprocessing``, one per GPU with CUDA, NCCL; gloo on CPU); under ``torchrun`` (``RANK``,
@@ -1028,6 +1199,9 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
     picklable (else ``print`` is used); with ``threads`` null each process takes ``cpu_count / N`` threads.
     """
     cfg = _with_steps(load_config(config), steps)
+    many = isinstance(nproc, int) and not isinstance(nproc, bool) and nproc > 1
+    if cfg["model"] == "proxy" and (many or _launched_world() > 1):
+        raise ValueError(_ONE_PROCESS)
     if nproc is not None:
         if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
             raise ValueError(f"nproc (--nproc) must be a whole number >= 1, the number of processes to train in; "
@@ -1040,13 +1214,13 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
     world = _launched_world()
     if world == 1:
         return _run_training(cfg, config, out, resume, progress, stop_at, log, overwrite, None, _device(cfg["device"]),
-                             steps_override=steps)
+                             steps_override=steps, data=data)
     rank = int(os.environ.get("RANK", "0"))
     dist, device = _join(cfg, rank, world, int(os.environ.get("LOCAL_RANK", rank)), "env://")
     finished = False
     try:
         result = _run_training(cfg, config, out, resume, progress, stop_at, log, overwrite, dist, device,
-                               steps_override=steps)
+                               steps_override=steps, data=data)
         finished = True
         return result
     finally:

@@ -145,10 +145,12 @@ def test_train_logs_and_continues_from_a_checkpoint(tmp_path):
            "val_every": 1, "val_examples": 2}
     model, hist = P.train(cfg, out=str(tmp_path / "a"), stems=stems(), val_stems=stems(seed=1), log=lambda s: None)
     assert hist["step"] == [1, 2] and hist["steps_done"] == 2 and len(hist["val_loss"]) == 2
-    saved = P.load_checkpoint(str(tmp_path / "a" / "proxy.pt"))["model"]
+    saved = P.load_checkpoint(str(tmp_path / "a" / "last.pt"))["model"]  # the files of every automix train run
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["best.pt", "history.json", "last.pt",
+                                                                   "loss_curve.png"]
     x, p = torch.ones(1, 1, 300), torch.zeros(1, P.N_PARAMS)
     with torch.no_grad():
         assert torch.equal(saved(x, p), model(x, p))
-    _, more = P.train({**cfg, "steps": 1, "init": str(tmp_path / "a" / "proxy.pt")}, stems=stems(),
+    _, more = P.train({**cfg, "steps": 1, "init": str(tmp_path / "a" / "last.pt")}, stems=stems(),
                       val_stems=stems(seed=1), log=lambda s: None)
     assert more["steps_done"] == 3 and more["step"] == [1, 2, 3] and more["wall_seconds"] > hist["wall_seconds"]

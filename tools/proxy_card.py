@@ -1,11 +1,11 @@
 """Write the model card of the bundled proxy and benchmarks/PROXY_RESULTS.md from the checkpoint itself.
 
-    python -m automix_lite.models.proxy train configs/proxy_cpu.json --out runs/proxy_cpu
-    cp runs/proxy_cpu/proxy.pt automix_lite/checkpoints/proxy_channel.pt
+    automix train configs/proxy_cpu.json --out runs/proxy_cpu
+    cp runs/proxy_cpu/last.pt automix_lite/checkpoints/proxy_channel.pt
     python -m automix_lite.models.proxy evaluate automix_lite/checkpoints/proxy_channel.pt --save
     python tools/proxy_card.py
 
-Every number comes from the checkpoint (config, history, the stored Table 6 and dry reference).
+Every number comes from the checkpoint (config, history, code version, the stored Table 6 and dry reference).
 """
 
 from __future__ import annotations
@@ -34,6 +34,16 @@ def main() -> None:
     path = proxy.BUNDLED_CHECKPOINT
     ck = proxy.load_checkpoint(path)
     cfg, h, m, model = ck["config"], ck["history"], ck["metrics"], ck["model"]
+    converted = ck["extra"].get("converted_from")
+    provenance = (f"Trained by the proxy's first training loop (code {ck['code_version']}, checkpoint format "
+                  f"`{converted['format']}`) before the proxy joined the one training loop of `automix train`; "
+                  f"stored since in the format of every model of the package (`automix-lite-model/1`) with the same "
+                  f"weights, bit for bit (`proxy.upgrade_checkpoint`; the old payload's sha256 "
+                  f"`{converted['sha256'][:16]}...` is recorded in the file). Its initial weights came from an "
+                  f"unrecorded random state: the one loop seeds them with `seed` and then draws the first loop's "
+                  f"batches, so a new run of the config trains another sample of the same training, not these "
+                  f"weights." if converted else
+                  f"Trained by `automix train` (code {ck['code_version']}).")
     if "table6" not in m or "dry" not in m:
         raise SystemExit("run `python -m automix_lite.models.proxy evaluate CHECKPOINT --save` first.")
     t6, dry = m["table6"], m["dry"]
@@ -92,9 +102,10 @@ for a GPU and has not been run (no GPU was lent to this project so far).
   {cfg['grad_clip']:g}, `ReduceLROnPlateau` (factor {cfg['lr_factor']:g}, patience {cfg['lr_patience']} validations,
   one every {cfg['val_every']} steps). Learning rates used: {', '.join(f'{v:.2e}' for v in lrs)}.
 - {h['steps_done']} steps of batch {cfg['batch_size']} in one run bounded by steps, {h['wall_seconds'] / 60:.1f} min
-  ({h['wall_seconds'] / h['steps_done']:.2f} s/step) on {_cpu()}, {cfg['threads']} threads, shared with other jobs;
+  ({h['wall_seconds'] / h['steps_done']:.2f} s/step) on {h.get('cpu') or _cpu()}, {cfg['threads']} threads, shared with other jobs;
   torch {torch.__version__}.
 - Validation L1 by step (every 5th): {vals}.
+- {provenance}
 
 ## Results on held-out TEST stems (Table 6 layout)
 
@@ -115,8 +126,8 @@ threshold with a high ratio), where any error is large relative to the target's 
 ## Reproduce
 
 ```
-python -m automix_lite.models.proxy train configs/proxy_cpu.json --out runs/proxy_cpu
-cp runs/proxy_cpu/proxy.pt automix_lite/checkpoints/proxy_channel.pt
+automix train configs/proxy_cpu.json --out runs/proxy_cpu
+cp runs/proxy_cpu/last.pt automix_lite/checkpoints/proxy_channel.pt
 python -m automix_lite.models.proxy evaluate automix_lite/checkpoints/proxy_channel.pt --examples {m['examples']} --seconds {m['seconds']:g} --save
 python tools/proxy_card.py
 ```
@@ -133,7 +144,7 @@ stored inside the file).
 
 Bundled checkpoint `automix_lite/checkpoints/proxy_channel.pt` ({cfg['preset']}, {cfg['channels']} channels, kernel
 {cfg['kernel_size']}, direct path, receptive field {1000 * rf / sr:.1f} ms, {model.n_params} parameters), trained
-{h['steps_done']} steps in {h['wall_seconds'] / 60:.1f} min on 2 CPU cores ({_cpu()}); {m['examples']} TEST examples of
+{h['steps_done']} steps in {h['wall_seconds'] / 60:.1f} min on 2 CPU cores ({h.get('cpu') or _cpu()}); {m['examples']} TEST examples of
 {m['seconds']:g} s per case, mean (std). Thesis TCN-20 from Table 6 (different audio and effect implementations). See the
 model card `automix_lite/checkpoints/proxy_channel.md`. {summary}
 

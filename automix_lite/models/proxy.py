@@ -12,9 +12,14 @@ cases of Table 6 (each processor alone, then combined).
   (EQ gains 0 dB; compressor ratio 1 and make-up 0 dB; reverb wet 0).
 - ``channel_chain``: the differentiable DSP reference (``dsp.parametric_eq``, ``dsp.compressor``,
   ``dsp.reverb`` with the fixed noise seed ``REVERB_SEED``); deterministic.
-- ``build_model`` / ``save_checkpoint`` / ``load_checkpoint`` / ``load_proxy``: the TCN proxy and its files.
+- ``build_model`` / ``save_checkpoint`` / ``load_checkpoint`` / ``load_proxy``: the TCN proxy and its files, in
+  the checkpoint format of every model of the package (``automix_lite.train``, ``automix-lite-model/1``);
+  ``upgrade_checkpoint`` converts a file of the proxy's first loop (``LEGACY_FORMAT``), which
+  ``load_checkpoint`` also reads.
 - ``training_stems`` / ``make_batch``: random patches of the bundled stems with the augmentations of
-  sec. 4.4 and optional mixup (eqs. 4.15-4.16); ``train``: the training loop; ``evaluate`` /
+  sec. 4.4 and optional mixup (eqs. 4.15-4.16); ``DEFAULT_CONFIG`` / ``load_config``: a training config
+  (``"model": "proxy"``); ``TrainingPart``: the proxy's data, loss, schedule and validation in the steps of
+  the one training loop ``automix_lite.train.train``; ``train``: that loop for a proxy config; ``evaluate`` /
   ``format_table``: the Table-6 evaluation on held-out TEST stems; ``gradient_agreement``: cosine
   similarity of the proxy's and the DSP's gradients with respect to the parameters.
 
@@ -22,7 +27,8 @@ The reverb's decay (T60 0.3-1.5 s) is longer than the receptive field of any TCN
 TCN-20: 650 ms at 44.1 kHz): the proxy can only learn the part of the tail that fits in its window,
 which is why the T60 range is kept modest.
 
-Command line: ``python -m automix_lite.models.proxy train CONFIG.json --out DIR`` and
+Command line: ``automix train CONFIG.json --out DIR`` (e.g. ``configs/proxy_cpu.json``; the same as
+``python -m automix_lite.models.proxy train CONFIG.json --out DIR``, kept as an alias) and
 ``python -m automix_lite.models.proxy evaluate CHECKPOINT.pt``.
 """
 
@@ -30,21 +36,18 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-from .. import _checkpoint
-from .._checks import check_audio, check_sample_rate, read_json
+from .._checks import check_audio, check_sample_rate
 from ..dsp import compressor, parametric_eq, reverb
 from ..losses import MRSTFTLoss, esr, l1
-from .tcn import TCN, center_crop
+from .tcn import PRESETS, TCN, center_crop
 
 PROCESSORS = ("eq", "compressor", "reverb")
 CASES = (("equalizer", ("eq",)), ("compressor", ("compressor",)), ("reverb", ("reverb",)),
@@ -53,7 +56,7 @@ CASES = (("equalizer", ("eq",)), ("compressor", ("compressor",)), ("reverb", ("r
 METRICS = ("MAE", "ESR", "MCD", "MR-STFT")
 REVERB_SEED = 0
 SAMPLE_RATE = 44100
-CHECKPOINT_FORMAT = "automix-lite-proxy-1"
+CHECKPOINT_FORMAT = "automix-lite-model/1"  # automix_lite.train.CHECKPOINT_FORMAT: one format for every model
 BUNDLED_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                   "checkpoints", "proxy_channel.pt")
 
@@ -226,6 +229,7 @@ def channel_chain(x: torch.Tensor, sample_rate: float, params_norm: torch.Tensor
 # --------------------------------------------------------------------------------------------
 
 DEFAULT_CONFIG = {
+    "model": "proxy",
     "preset": "tcn10", "channels": 16, "n_blocks": None, "kernel_size": None,
     "steps": 1000, "batch_size": 8, "patch_seconds": 0.5, "sample_rate": SAMPLE_RATE,
     "lr": 3e-4, "lr_factor": 0.5, "lr_patience": 3, "grad_clip": 1.0, "mixup_alpha": 0.0,
@@ -233,22 +237,53 @@ DEFAULT_CONFIG = {
     "seed": 0, "device": "auto", "threads": None, "init": None, "direct": False,
     "stft_weight": 0.0,
 }
-"""Training defaults; a JSON config overrides any of them (``load_config``). ``init``: a checkpoint to
-continue from (its weights and history; the optimiser starts afresh). ``direct``: add the input to the
-TCN's output and start at the identity (``TCN(direct=True)``; the thesis' network has no such path).
-``stft_weight``: add that multiple of ``losses.MRSTFTLoss`` (Table 5 resolutions) to the L1 loss."""
+"""The keys of a proxy's training config (``"model": "proxy"``) and their defaults; a JSON config overrides
+any of them (``automix_lite.train.load_config``, which checks every value). ``init``: a proxy checkpoint to
+continue from (its weights and history; ``steps`` more steps, the optimiser and schedule start afresh).
+``direct``: add the input to the TCN's output and start at the identity (``TCN(direct=True)``; the thesis'
+network has no such path). ``stft_weight``: add that multiple of ``losses.MRSTFTLoss`` (Table 5 resolutions) to
+the L1 loss. ``lr_factor`` / ``lr_patience``: the plateau schedule. ``max_seconds``: end a session after the
+step that passes it (``null``: no limit)."""
+
+_CHOICES = {"model": ("proxy",), "preset": tuple(PRESETS)}
+_WHOLE = {"steps": 1, "batch_size": 1, "lr_patience": 0, "log_every": 1, "val_every": 1, "val_examples": 1, "seed": 0}
+_REAL = {"patch_seconds": (0, None, False), "sample_rate": (0, None, False), "lr": (0, None, False),
+         "lr_factor": (0, 1, False), "grad_clip": (0, None, False), "mixup_alpha": (0, None, True),
+         "stft_weight": (0, None, True)}  # key: (low, high, low allowed)
+
+
+def config_problems(cfg: dict) -> list:
+    """One message per bad value of a full proxy config, each naming its key (``train.load_config`` raises them)."""
+    from .. import train
+
+    problems = train._value_problems(cfg, _CHOICES, _WHOLE, _REAL)
+    if cfg["lr_factor"] == 1:
+        problems.append("lr_factor must be below 1 (the plateau schedule multiplies the learning rate by it); got 1")
+    for key in ("channels", "n_blocks", "kernel_size"):
+        v = cfg[key]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            problems.append(f"{key} must be null (the preset's) or a whole number >= 1; got {v!r}")
+    v = cfg["max_seconds"]
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+        problems.append(f"max_seconds must be null (no limit) or a positive number of seconds; got {v!r}")
+    for key in ("augment", "direct"):
+        if not isinstance(cfg[key], bool):
+            problems.append(f"{key} must be true or false; got {cfg[key]!r}")
+    if cfg["init"] is not None and (not isinstance(cfg["init"], str) or not cfg["init"]):
+        problems.append(f"init must be null or the path of a proxy checkpoint; got {cfg['init']!r}")
+    return problems + train._runtime_problems(cfg)
 
 
 def load_config(path_or_dict) -> dict:
-    """``DEFAULT_CONFIG`` updated with a JSON file or a dict; unknown keys raise a ``ValueError``."""
-    if isinstance(path_or_dict, dict):
-        given = path_or_dict
-    else:
-        given = read_json(path_or_dict, "see configs/proxy_cpu.json for an example")
-    unknown = sorted(set(given) - set(DEFAULT_CONFIG) - {"comment"})
-    if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; the keys are {sorted(DEFAULT_CONFIG)}.")
-    return {**DEFAULT_CONFIG, **given}
+    """``DEFAULT_CONFIG`` updated with a JSON file or a dict (``"model"`` may be left out), every value checked by
+    ``automix_lite.train.load_config``; unknown keys and bad values raise a ``ValueError`` naming them."""
+    from .. import train
+
+    cfg = train.load_config(path_or_dict, default_model="proxy")
+    if cfg["model"] != "proxy":
+        raise ValueError(f"the config describes a {cfg['model']!r} model, not the channel-chain proxy "
+                         "(\"model\": \"proxy\"); train it with `automix train CONFIG --out DIR`.")
+    return cfg
 
 
 def build_model(config: dict) -> TCN:
@@ -258,30 +293,91 @@ def build_model(config: dict) -> TCN:
 
 
 def save_checkpoint(path: str, model: TCN, config: dict, metrics: Optional[dict] = None,
-                    history: Optional[dict] = None) -> str:
+                    history: Optional[dict] = None, extra: Optional[dict] = None,
+                    version: Optional[str] = None) -> str:
     """Write model weights (float32), config, metrics and history to ``path``; returns the payload's sha256.
 
-    A checksummed file (``automix_lite._checkpoint``), verified by ``load_checkpoint``.
+    The checkpoint of every model of the package (``automix_lite.train.save_checkpoint``, format
+    ``automix-lite-model/1``, checksummed), with ``extra["names"] = NAMES``; ``version`` (default: the code
+    now) records the code that trained the weights.
     """
-    payload = {"state_dict": _checkpoint.float32_state(model), "config": config, "metrics": metrics or {},
-               "history": history or {}, "names": list(NAMES)}
-    return _checkpoint.write(path, payload, CHECKPOINT_FORMAT)
+    from .. import train
+
+    return train.save_checkpoint(path, model, load_config(config), history, metrics,
+                                 extra={**(extra or {}), "names": list(NAMES)}, version=version)
 
 
-def load_checkpoint(path: str = BUNDLED_CHECKPOINT) -> dict:
-    """Read a checkpoint written by ``save_checkpoint``; the payload's sha256 is verified.
+LEGACY_FORMAT = "automix-lite-proxy-1"
+"""The format of the checkpoints of the proxy's first training loop (before issue 12); read and converted by
+``load_checkpoint`` and ``upgrade_checkpoint``."""
 
-    Returns ``{"model" (TCN in eval mode), "config", "metrics", "history"}``; a modified or truncated
-    file raises a ``ValueError`` saying so.
+_HINT = "train one with `automix train configs/proxy_cpu.json --out DIR`"
+
+
+def _format_of(path: str):
+    from .._checkpoint import _load
+
+    outer = _load(path, path, "proxy checkpoint")
+    return outer.get("format") if isinstance(outer, dict) else None
+
+
+def _upgraded(data: dict, digest: str, code_version: Optional[str] = None, history: Optional[dict] = None) -> dict:
+    """The payload of a checkpoint of the first loop in the format of ``automix_lite.train``: the same state-dict
+    tensors, the config with ``"model": "proxy"``, the history with the keys the one loop writes (what the old
+    history cannot tell, such as the ``device``, is taken from ``history`` or ``None``), ``extra`` with the names
+    and the old file's payload sha256 (``converted_from``)."""
+    from .. import train
+
+    if not isinstance(data.get("state_dict"), dict) or not isinstance(data.get("config"), dict):
+        raise ValueError(f"a {LEGACY_FORMAT} checkpoint holds its weights and config as objects; this one does not.")
+    cfg = train.load_config({k: v for k, v in data["config"].items() if k != "model"}, default_model="proxy")
+    h = dict(data.get("history") or {})
+    vals = [v for v in h.get("val_loss", []) if isinstance(v, float) and math.isfinite(v)]
+    done, wall = h.get("steps_done"), h.get("wall_seconds")
+    h.update(history or {})
+    for key, value in (("device", None), ("device_name", None), ("threads", cfg["threads"]),
+                       ("best_val", min(vals) if vals else None),
+                       ("steps_per_second", done / wall if done and wall else None), ("world_size", 1),
+                       ("steps_override", None)):
+        h.setdefault(key, value)
+    return {"state_dict": data["state_dict"], "config": cfg, "history": h, "metrics": data.get("metrics") or {},
+            "code_version": code_version or f"unknown (the proxy's first training loop, {LEGACY_FORMAT})",
+            "extra": {"names": list(data.get("names") or []),
+                      "converted_from": {"format": LEGACY_FORMAT, "sha256": digest}}}
+
+
+def upgrade_checkpoint(src: str, dst: Optional[str] = None, code_version: Optional[str] = None,
+                       history: Optional[dict] = None) -> str:
+    """Convert a checkpoint of the proxy's first loop (``LEGACY_FORMAT``) into the format of every model of the
+    package, in ``dst`` (default: in place); returns the new payload's sha256. The state-dict tensors are stored
+    as they were, bit for bit; ``code_version`` and ``history`` (e.g. ``{"device": "cpu"}``) record what the old
+    file does not."""
+    from .. import _checkpoint, train
+
+    data, digest = _checkpoint.read(src, LEGACY_FORMAT, "proxy checkpoint of the first training loop")
+    return _checkpoint.write(dst or src, _upgraded(data, digest, code_version, history), train.CHECKPOINT_FORMAT)
+
+
+def load_checkpoint(path: str = BUNDLED_CHECKPOINT, device: str = "cpu") -> dict:
+    """Read a proxy checkpoint (``automix train`` with ``"model": "proxy"``, or the first loop's format, converted
+    on reading); the payload's sha256 is verified.
+
+    Returns ``automix_lite.train.load_checkpoint``'s dict: ``{"model" (TCN in eval mode), "config", "metrics",
+    "history", "code_version", "extra", "sha256"}``; a modified or truncated file, or one of another model,
+    raises a ``ValueError`` saying so.
     """
-    data, _ = _checkpoint.read(path, CHECKPOINT_FORMAT, "proxy checkpoint",
-                               "train one with `python -m automix_lite.models.proxy train configs/proxy_cpu.json --out DIR`")
-    if list(data["names"]) != list(NAMES):
-        raise ValueError(f"{path} was trained with the parameters {data['names']}, not proxy.NAMES.")
-    model = build_model(data["config"])
-    model.load_state_dict(data["state_dict"])
-    model.eval()
-    return {"model": model, "config": data["config"], "metrics": data["metrics"], "history": data["history"]}
+    from .. import _checkpoint, train
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}; {_HINT}.")
+    if _format_of(path) == LEGACY_FORMAT:
+        data, digest = _checkpoint.read(path, LEGACY_FORMAT, "proxy checkpoint", _HINT)
+        ck = train._from_payload(_upgraded(data, digest), digest, path, device)
+    else:
+        ck = train.load_checkpoint(path, device)
+    if ck["config"]["model"] != "proxy":
+        raise ValueError(f"{path} holds a {ck['config']['model']} model, not a channel-chain proxy; {_HINT}.")
+    return ck
 
 
 def load_proxy(path: str = BUNDLED_CHECKPOINT) -> TCN:
@@ -502,104 +598,132 @@ def gradient_agreement(model: TCN, x: torch.Tensor, params_norm: torch.Tensor, t
 
 
 # --------------------------------------------------------------------------------------------
-# training (sec. 4.5)
+# training (sec. 4.5): the proxy's part of automix_lite.train's loop
 # --------------------------------------------------------------------------------------------
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def optimiser(cfg: dict, params) -> tuple:
+    """``(Adam at lr, ReduceLROnPlateau(lr_factor, lr_patience))``: the proxy's optimiser and schedule (sec. 4.5)."""
+    opt = torch.optim.Adam(params, lr=cfg["lr"])
+    return opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg["lr_factor"], patience=cfg["lr_patience"])
 
 
-def train(config, out: Optional[str] = None, stems=None, val_stems=None, log=print):
-    """Train a proxy with ``config`` (dict or JSON path, see ``DEFAULT_CONFIG``); returns ``(model, history)``.
+def continue_from(path: str, model: TCN) -> tuple:
+    """``init``: load the weights of the proxy checkpoint ``path`` into ``model``; returns ``(history lists,
+    steps done, seconds spent)`` of that checkpoint, which the run goes on from."""
+    from .. import train
 
-    Adam (``lr``, 3e-4 in the thesis), L1 loss (eq. 4.17; plus ``stft_weight`` x MR-STFT) on the valid output samples, gradient-norm
-    clipping, and ``ReduceLROnPlateau`` (halve after ``lr_patience`` validations without improvement)
-    stepped on a fixed validation batch (VAL stems) every ``val_every`` steps. Stops after ``steps`` or
-    ``max_seconds``. With ``out`` the checkpoint ``out/proxy.pt`` is (re)written at every validation and
-    at the end, and the history goes to ``out/history.json``.
-    """
-    cfg = load_config(config)
-    if cfg["threads"]:
-        torch.set_num_threads(int(cfg["threads"]))
-    device = _device(cfg["device"])
-    sr = cfg["sample_rate"]
-    stems = training_stems("train") if stems is None else stems
-    val_stems = training_stems("val") if val_stems is None else val_stems
-    model = build_model(cfg)
-    history = {"step": [], "loss": [], "lr": [], "seconds": [], "val_step": [], "val_loss": []}
-    done, spent = 0, 0.0
-    if cfg["init"]:
-        previous = load_checkpoint(cfg["init"])
+    previous = load_checkpoint(path)
+    try:
         model.load_state_dict(previous["model"].state_dict())
-        history = {k: list(previous["history"][k]) for k in history}
-        done, spent = previous["history"]["steps_done"], previous["history"]["wall_seconds"]
-    model = model.to(device)
-    torch.manual_seed(cfg["seed"] + done)
-    g = torch.Generator().manual_seed(cfg["seed"] + done)  # a continued run draws new batches
-    rf = model.receptive_field
-    n_out = round(cfg["patch_seconds"] * sr)
-    n_in = n_out + rf - 1
-    val = _examples(val_stems, cfg["val_examples"], n_in, cfg["seed"] + 1, PROCESSORS, sr)
-    val_y = center_crop(val["y"], n_out)
-    mrstft = MRSTFTLoss().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg["lr_factor"], patience=cfg["lr_patience"])
-    log(f"proxy: {cfg['preset']} channels={cfg['channels']} rf={rf} ({1000 * rf / sr:.1f} ms) "
-        f"params={model.n_params} device={device} in={n_in} out={n_out} samples")
-    start, running = time.time(), []
-    step = 0
-    for step in range(1, cfg["steps"] + 1):
-        model.train()
-        batch = make_batch(stems, cfg["batch_size"], n_in, g, sr, PROCESSORS, cfg["augment"], cfg["mixup_alpha"])
-        pred = model(batch["x"].to(device), batch["params"].to(device))
-        target = center_crop(batch["y"].to(device), n_out)
+    except RuntimeError as err:
+        raise ValueError(f"init {path} does not fit the model of this config ({str(err).splitlines()[0]}); give the "
+                         "preset, channels and kernel_size it was trained with.") from None
+    h = previous["history"]
+    try:
+        return ({k: list(h[k]) for k in train._HISTORY_LISTS}, int(h["steps_done"]), float(h["wall_seconds"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"init {path} has no complete training history ({type(err).__name__}: {err}); continue "
+                         "from a checkpoint that automix train wrote.") from None
+
+
+class TrainingPart:
+    """The proxy's pieces of the steps of ``automix_lite.train``'s loop (``"model": "proxy"``), built by its
+    ``_setup`` after the model, with the methods of ``train._MixingPart``.
+
+    Data (sec. 4.4): ``batch`` draws ``batch_size`` fresh random patches of ``patch_seconds`` output plus the
+    receptive field from ``stems`` (default: every TRAIN stem, ``training_stems``) with ``make_batch`` (its
+    augmentations and mixup), all from one generator seeded ``seed + done``; ``state`` / ``set_state`` carry that
+    generator through ``last.pt``. ``loss``: L1 (eq. 4.17) on the valid output samples plus ``stft_weight`` x
+    ``MRSTFTLoss``. ``stepped``: nothing (no per-step schedule). ``validate``: the L1 on ``val_examples`` fixed
+    patches of ``val_stems`` (default: the VAL stems; seed ``seed + 1``, no augmentation, all processors);
+    ``validated``: the plateau schedule steps on it at every ``val_every``-th step (not at a run's early end, so a
+    stopped and resumed run trains what a straight run does). ``extra``: the parameter names, in every checkpoint.
+    """
+
+    loss_name = "L1 (+ stft_weight x MR-STFT)"
+
+    def __init__(self, cfg: dict, model: TCN, device, done: int = 0, data=None):
+        if data is not None and (not isinstance(data, (tuple, list)) or len(data) != 2):
+            raise ValueError("data must be (train_stems, val_stems): two lists of mono (T,) tensors (or None for "
+                             "the bundled split).")
+        train_stems, val_stems = (None, None) if data is None else data
+        self.cfg, self.device, self.sr = cfg, device, cfg["sample_rate"]
+        self.stems = training_stems("train") if train_stems is None else list(train_stems)
+        val_stems = training_stems("val") if val_stems is None else list(val_stems)
+        self.n_out = round(cfg["patch_seconds"] * self.sr)
+        self.n_in = self.n_out + model.receptive_field - 1
+        self.generator = torch.Generator().manual_seed(cfg["seed"] + done)  # a continued run draws new batches
+        self.val = _examples(val_stems, cfg["val_examples"], self.n_in, cfg["seed"] + 1, PROCESSORS, self.sr)
+        self.val_y = center_crop(self.val["y"], self.n_out)
+        self.mrstft = MRSTFTLoss().to(device)
+        self.extra = {"names": list(NAMES)}
+
+    def describe(self, model: TCN, device, start: int, end: int) -> str:
+        c, rf = self.cfg, model.receptive_field
+        return (f"proxy: {c['preset']} channels={c['channels']} rf={rf} ({1000 * rf / self.sr:.1f} ms) "
+                f"params={model.n_params} device={device} in={self.n_in} out={self.n_out} samples, steps "
+                f"{start + 1}-{end}")
+
+    def batch(self, run, step: int) -> dict:
+        c = self.cfg
+        return make_batch(self.stems, c["batch_size"], self.n_in, self.generator, self.sr, PROCESSORS, c["augment"],
+                          c["mixup_alpha"])
+
+    def loss(self, run, batch: dict, net) -> torch.Tensor:
+        pred = net(batch["x"].to(self.device), batch["params"].to(self.device))
+        target = center_crop(batch["y"].to(self.device), self.n_out)
         loss = (pred - target).abs().mean()
-        if cfg["stft_weight"]:
-            loss = loss + cfg["stft_weight"] * mrstft(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-        opt.step()
-        running.append(loss.item())
-        elapsed = time.time() - start
-        if step % cfg["log_every"] == 0:
-            history["step"].append(done + step)
-            history["loss"].append(sum(running) / len(running))
-            history["lr"].append(opt.param_groups[0]["lr"])
-            history["seconds"].append(spent + elapsed)
-            log(f"step {done + step:6d}  loss {history['loss'][-1]:.5f}  lr {history['lr'][-1]:.2e}  "
-                f"{elapsed / step:.2f} s/step")
-            running = []
-        last = step == cfg["steps"] or (cfg["max_seconds"] and elapsed > cfg["max_seconds"])
-        if step % cfg["val_every"] == 0 or last:
-            v = float((predict(model, val["x"], val["params"]) - val_y).abs().mean())
-            sched.step(v)
-            history["val_step"].append(done + step)
-            history["val_loss"].append(v)
-            log(f"step {done + step:6d}  val L1 {v:.5f}")
-            if out:
-                save_checkpoint(os.path.join(out, "proxy.pt"), model, cfg, history=history)
-        if last:
-            break
-    history["wall_seconds"] = spent + time.time() - start
-    history["steps_done"] = done + step
-    if out:
-        save_checkpoint(os.path.join(out, "proxy.pt"), model, cfg, history=history)
-        with open(os.path.join(out, "history.json"), "w") as f:
-            json.dump(history, f, indent=1)
-    model.eval()
-    return model, history
+        if self.cfg["stft_weight"]:
+            loss = loss + self.cfg["stft_weight"] * self.mrstft(pred, target)
+        return loss
+
+    def stepped(self, run) -> None:
+        pass
+
+    def validate(self, run) -> float:
+        return float((predict(run.model, self.val["x"], self.val["params"]) - self.val_y).abs().mean())
+
+    def validated(self, run, step: int, value: float) -> None:
+        if step % self.cfg["val_every"] == 0:
+            run.sched.step(value)
+
+    def state(self) -> dict:
+        return {"data_rng": self.generator.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        self.generator.set_state(state["data_rng"])
+
+
+def train(config, out: Optional[str] = None, stems=None, val_stems=None, log=print, resume: bool = False,
+          overwrite: bool = False, steps: Optional[int] = None, progress: bool = False):
+    """Train a proxy with ``config`` (dict or JSON path, see ``DEFAULT_CONFIG``; ``"model"`` may be left out);
+    returns ``(model, history)``. The loop is ``automix_lite.train.train`` (the one of every model; this is
+    ``automix train CONFIG --out DIR``): Adam (``lr``, 3e-4 in the thesis), L1 loss (eq. 4.17; plus
+    ``stft_weight`` x MR-STFT) on the valid output samples, gradient-norm clipping, and ``ReduceLROnPlateau``
+    (``lr_factor`` after ``lr_patience`` validations without improvement) stepped on a fixed validation batch
+    (VAL stems) every ``val_every`` steps. Stops after ``steps`` or ``max_seconds``.
+
+    ``stems`` / ``val_stems``: lists of mono ``(T,)`` tensors instead of the bundled TRAIN / VAL stems. With
+    ``out`` the run's files go there (``last.pt``, ``best.pt``, ``history.json``, ``loss_curve.png``); ``resume``,
+    ``overwrite`` and ``steps`` as in ``automix_lite.train.train``.
+    """
+    from .. import train as loop
+
+    data = None if stems is None and val_stems is None else (stems, val_stems)
+    return loop.train(load_config(config), out=out, resume=resume, progress=progress, log=log, overwrite=overwrite,
+                      steps=steps, data=data)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m automix_lite.models.proxy", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a proxy from a JSON config")
+    t = sub.add_parser("train", help="train a proxy from a JSON config (the same as `automix train CONFIG --out DIR`)")
     t.add_argument("config")
-    t.add_argument("--out", required=True, help="folder for proxy.pt and history.json")
+    t.add_argument("--out", required=True, help="folder for last.pt, best.pt, history.json and loss_curve.png")
+    t.add_argument("--steps", type=int, help="train N steps instead of the config's")
+    t.add_argument("--resume", action="store_true", help="continue DIR/last.pt")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in DIR")
     e = sub.add_parser("evaluate", help="Table 6 metrics of a checkpoint on the TEST stems")
     e.add_argument("checkpoint", nargs="?", default=BUNDLED_CHECKPOINT)
     e.add_argument("--examples", type=int, default=20)
@@ -607,7 +731,10 @@ def main(argv=None) -> None:
     e.add_argument("--save", action="store_true", help="store the metrics (and the dry reference) in the checkpoint")
     args = parser.parse_args(argv)
     if args.command == "train":
-        train(args.config, out=args.out)
+        try:
+            train(args.config, out=args.out, resume=args.resume, overwrite=args.overwrite, steps=args.steps)
+        except (ValueError, OSError) as err:
+            raise SystemExit(f"{parser.prog} train: error: {err}") from None
         return
     ck = load_checkpoint(args.checkpoint)
     results = evaluate(ck["model"], args.examples, args.seconds)
@@ -615,10 +742,10 @@ def main(argv=None) -> None:
     print(format_table(results))
     print("\nThe same examples with the dry input passed through unchanged:\n")
     print(format_table(dry, reference=None))
-    if args.save:
+    if args.save:  # the weights, history, extra and code version stay; only the metrics change
         save_checkpoint(args.checkpoint, ck["model"], ck["config"],
                         {"table6": results, "dry": dry, "examples": args.examples, "seconds": args.seconds},
-                        ck["history"])
+                        ck["history"], extra=ck["extra"], version=ck["code_version"])
 
 
 if __name__ == "__main__":
