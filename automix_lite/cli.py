@@ -128,7 +128,11 @@ def _mix(args) -> int:
     _, subtype = audio.output_format(args.out, None)
     from .mixer import check_mixer
 
-    model = check_mixer(pretrained.load(args.model))  # used through the mixer protocol only
+    try:
+        model = check_mixer(pretrained.load(args.model))  # used through the mixer protocol only
+    except TypeError as err:  # e.g. the channel-strip proxy: a checkpoint of the one format, but not a mixer
+        raise ValueError(f"--model {args.model} is not a mixing model ({err}); use a DMC or Mix-Wave-U-Net "
+                         "checkpoint (see `automix models`).") from None
     has_params = model.has_params
     if args.params_out and not has_params:
         raise ValueError(f"{args.model} writes the mix directly (Mix-Wave-U-Net) and has no parameters for "

@@ -151,3 +151,25 @@ def test_evaluation_takes_any_mixer_through_the_protocol():
     by = {r["mixer"]: r for r in rows}
     assert "gain_db" in by["halves"] and "pan" in by["halves"] and "gain_db" not in by["direct"]
     assert by["halves"]["stereo"] == pytest.approx(by["direct"]["stereo"], rel=1e-5)
+
+
+def test_cli_refuses_a_checkpoint_that_is_not_a_mixer(tmp_path):
+    """The bundled channel-strip proxy is a checkpoint of the one format but no mixer: one error line."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile as sf
+
+    from automix_lite.models import proxy
+
+    stems = tmp_path / "stems"
+    stems.mkdir()
+    for k in range(2):
+        sf.write(stems / f"t{k}.wav", 0.1 * np.random.default_rng(k).standard_normal(44100), 44100)
+    proc = subprocess.run([sys.executable, "-m", "automix_lite.cli", "mix", str(stems), "--model",
+                           proxy.BUNDLED_CHECKPOINT, "--out", str(tmp_path / "mix.wav")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("automix: error: --model") and "not a mixing model" in proc.stderr
+    assert not (tmp_path / "mix.wav").exists()
