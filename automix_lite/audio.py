@@ -6,8 +6,14 @@
 - :func:`loudness_lufs` / :func:`normalize_loudness`: integrated loudness after ITU-R BS.1770
   (K-weighting, 400 ms blocks, -70 LUFS absolute and -10 LU relative gates) via ``pyloudnorm``.
 - :func:`db_to_gain` / :func:`gain_to_db`: the decibel helpers of :mod:`automix_lite.dsp.panning`.
+- :func:`frame_power` / :func:`frame_levels`: short-term levels, the mean square (or its level in dB) of
+  consecutive frames of a few tens of milliseconds (chapter 1.2 ``02_gain_loudness_panning``, 1.4
+  ``04_dynamics``, 1.6 ``06_channel_strip_console`` and 3.1 ``11_datasets`` measure with them), and
+  :func:`level_range_db`, the spread of those levels (chapters 1.4, 1.6; with 400 ms blocks the loudness
+  range of the knowledge mixer of chapter 2.2, ``07_baselines``).
 
-Resampling and loudness measurement run in NumPy/SciPy on the CPU: they are not differentiable.
+Resampling and loudness measurement run in NumPy/SciPy on the CPU: they are not differentiable. The
+short-term levels are torch operations on ``x``'s device.
 """
 
 from __future__ import annotations
@@ -212,3 +218,104 @@ def normalize_loudness(x: torch.Tensor, sample_rate, target_lufs) -> torch.Tenso
         warnings.warn(f"batch item(s) {silent} are silent (-inf LUFS) and are left unchanged.", stacklevel=2)
     change_db = torch.where(torch.isfinite(measured), target - measured, torch.zeros_like(measured))
     return bcast(db_to_gain(change_db)) * x
+
+
+# --------------------------------------------------------------------------------------------
+# Short-term levels
+# --------------------------------------------------------------------------------------------
+
+
+def _as_signal(x, name: str = "x") -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        if isinstance(x, (list, tuple, np.ndarray)):
+            x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        else:
+            raise TypeError(f"{name} must be a torch.Tensor (or a NumPy array) of samples; got {type(x).__name__}.")
+    if x.ndim == 0 or not x.is_floating_point():
+        raise ValueError(f"{name} must be floating-point samples along its last dimension; got shape "
+                         f"{tuple(x.shape)} and dtype {x.dtype}.")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite samples.")
+    return x
+
+
+def _frame_samples(ms, sample_rate, name: str) -> int:
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
+        raise ValueError(f"{name} must be a positive number of milliseconds; got {ms!r}.")
+    n = round(ms * sample_rate / 1000)
+    if n < 1:
+        raise ValueError(f"{name}={ms!r} ms is shorter than one sample at {sample_rate:g} Hz.")
+    return n
+
+
+def frame_power(x, sample_rate, frame_ms: float = 50.0, hop_ms: Optional[float] = None) -> torch.Tensor:
+    """Mean square of ``x`` in short frames along its last dimension: ``(..., samples)`` -> ``(..., frames)``.
+
+    A frame holds ``round(frame_ms * sample_rate / 1000)`` samples (50 ms: 2,205 at 44.1 kHz); frame ``k``
+    starts at ``k * hop`` with ``hop`` from ``hop_ms`` (default ``frame_ms``: frames back to back; 400 ms
+    blocks every 100 ms overlap by 75 %, as BS.1770's). Only whole frames are measured, so there are
+    ``1 + (samples - frame) // hop`` and the last few samples may be left out. Every channel keeps its own
+    row: sum or average them for all channels together (:func:`frame_levels` averages). Taught in chapter
+    1.2 (``notebooks/02_gain_loudness_panning.ipynb``, the power of a pan sweep). Differentiable;
+    ``x`` may be a NumPy array (read as float64). Raises ``ValueError`` for audio shorter than one frame,
+    non-finite samples and non-positive frame or hop lengths.
+    """
+    x = _as_signal(x)
+    sr = check_sample_rate(sample_rate)
+    n = _frame_samples(frame_ms, sr, "frame_ms")
+    hop = n if hop_ms is None else _frame_samples(hop_ms, sr, "hop_ms")
+    if x.shape[-1] < n:
+        raise ValueError(f"x has {x.shape[-1]} samples, fewer than one {frame_ms:g} ms frame ({n} samples at "
+                         f"{sr:g} Hz): use shorter frames or more audio.")
+    return x.square().unfold(-1, n, hop).mean(-1)
+
+
+def frame_levels(x, sample_rate, frame_ms: float = 50.0, hop_ms: Optional[float] = None,
+                 floor_db: float = -120.0) -> torch.Tensor:
+    """Short-term level (dBFS) of every frame of ``x``, all channels together.
+
+    ``10 log10`` of the mean square over a frame and over the channels, i.e. the RMS level of each frame (a
+    full-scale sine reads -3.01 dB, as with ``display.rms_db``). Shapes: ``(samples,)`` and
+    ``(channels, samples)`` give ``(frames,)``, ``(batch, channels, samples)`` gives ``(batch, frames)``.
+    Frames as in :func:`frame_power` (default 50 ms, back to back). Levels below ``floor_db`` (silence) read
+    ``floor_db``. Taught in chapters 1.4 (``notebooks/04_dynamics.ipynb``) and 1.6
+    (``06_channel_strip_console.ipynb``), used in 3.1 (``11_datasets.ipynb``).
+    """
+    x = _as_signal(x)
+    if x.ndim > 3:
+        raise ValueError(f"x must be (samples,), (channels, samples) or (batch, channels, samples); got shape {tuple(x.shape)}.")
+    p = frame_power(x, sample_rate, frame_ms, hop_ms)
+    if x.ndim > 1:
+        p = p.mean(-2)
+    return 10 * torch.log10(p.clamp_min(10 ** (floor_db / 10)))
+
+
+def level_range_db(x, sample_rate, frame_ms: float = 50.0, hop_ms: Optional[float] = None,
+                   percentiles=(10.0, 90.0), within_db: float = 40.0, reference=None) -> float:
+    """Spread (dB) of the short-term levels of a clip: how even its level is.
+
+    The difference between two percentiles (default the 10th and the 90th) of :func:`frame_levels` over the
+    frames that count: those where ``reference`` (default ``x`` itself; same length) is within ``within_db``
+    of its loudest frame, so silence does not widen the range and a track before and after processing is
+    measured on the same frames. ``x``: one clip, ``(samples,)``, ``(channels, samples)`` or
+    ``(1, channels, samples)``. Compression shrinks it (chapter 1.4, ``notebooks/04_dynamics.ipynb``;
+    chapter 1.6, ``06_channel_strip_console.ipynb``); with ``frame_ms=400, hop_ms=100, percentiles=(10, 95)``
+    it is the loudness range by which the knowledge mixer of chapter 2.2 sets its ratios (without
+    K-weighting, as :func:`automix_lite.baselines.knowledge_mix` measures it).
+    """
+    lo, hi = percentiles
+    if not 0 <= lo <= hi <= 100:
+        raise ValueError(f"percentiles must be (low, high) with 0 <= low <= high <= 100; got {percentiles!r}.")
+    levels = frame_levels(x, sample_rate, frame_ms, hop_ms)
+    ref = levels if reference is None else frame_levels(reference, sample_rate, frame_ms, hop_ms)
+    if levels.ndim > 1 or ref.ndim > 1:
+        if levels.shape[0] != 1 or ref.shape[0] != 1:
+            raise ValueError("level_range_db measures one clip; got a batch: index one item, e.g. x[0].")
+        levels, ref = levels.reshape(-1), ref.reshape(-1)
+    if ref.shape != levels.shape:
+        raise ValueError(f"reference must be as long as x ({levels.shape[0]} frames); it has {ref.shape[0]}.")
+    counted = levels[ref > ref.max() - within_db].double()
+    if counted.numel() == 0:
+        raise ValueError("no frame of the reference is within within_db of its loudest frame.")
+    q = torch.quantile(counted, torch.tensor([lo / 100, hi / 100], dtype=torch.float64, device=counted.device))
+    return float(q[1] - q[0])

@@ -24,7 +24,7 @@ import torch
 from ._checks import read_json
 
 __all__ = ["AUDIO_EXTENSIONS", "SILENCE_DB", "CEILING_DB", "PARAMS_FORMAT", "stem_files", "read_stems",
-           "active_mask", "estimate_params", "mix_stems", "limit_peak", "params_table", "params_to_json",
+           "active_mask", "estimate_params", "mix_stems", "crossfade_weights", "limit_peak", "params_table", "params_to_json",
            "params_from_json", "render_params", "console_kind"]
 
 AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".w64",
@@ -308,37 +308,60 @@ def _average_estimates(model, tracks: torch.Tensor, mask: torch.Tensor, starts, 
     return out
 
 
-def _blockwise(render: Callable, t: int, block: int, margin: int, fade: int, dtype=torch.float32) -> torch.Tensor:
-    """Join ``render(start, stop) -> (2, stop - start)`` over blocks of ``block`` samples.
+def crossfade_weights(t: int, block: int, margin: int = 0, fade: int = 0, dtype=torch.float32):
+    """The blocks of a song of ``t`` samples and the weight of every block's samples, for block-wise rendering.
 
-    Block ``k`` keeps ``[k * block, (k + 1) * block)``; it is rendered with ``margin + fade / 2`` extra samples
-    on both sides (so effects with memory, and non-causal networks, have warmed up), and neighbours are
-    joined by a linear crossfade of ``fade`` samples centred on each boundary.
+    Yields ``(start, stop, weight)`` per block: the block is rendered on ``[start, stop)`` and its output is
+    multiplied by ``weight`` (``stop - start`` values) and added into the song at ``start``. Block ``k`` keeps
+    ``[k * block, (k + 1) * block)``; it is rendered with ``margin + fade // 2`` extra samples on each side (so
+    that effects with memory and non-causal networks have warmed up; weight 0 there), and neighbours are
+    joined by a linear crossfade of ``fade`` samples centred on each boundary: across it one block's weight
+    falls as ``1 - (i + 0.5) / fade`` while the next one's rises as ``(i + 0.5) / fade``, so the weights
+    of the blocks add up to 1 at every sample (eq. crossfade of chapter 3.4, ``notebooks/14_inference.ipynb``).
+    ``fade`` is at most ``block``; a last block shorter than ``fade`` is joined to the one before it, and a
+    song of one block is a single ``(0, t, ones)``. A generator: one block's weights at a time, so long songs
+    need no song-length weight array. :func:`mix_stems` renders every model with it.
     """
-    fade = min(fade, block)
+    for name, v, low in (("t", t, 1), ("block", block, 1), ("margin", margin, 0), ("fade", fade, 0)):
+        if isinstance(v, bool) or not hasattr(v, "__index__") or v < low:
+            raise ValueError(f"{name} must be a whole number of samples >= {low}; got {v!r}.")
+    t, block, margin, fade = int(t), int(block), int(margin), min(int(fade), int(block))
     cuts = [c for c in range(block, t, block) if t - c >= fade]  # inner boundaries; a crossfade fits after each
     if not cuts:
-        return render(0, t)
+        yield 0, t, torch.ones(t, dtype=dtype)
+        return
     edges = [0] + cuts + [t]
     half = fade // 2
     ramp = (torch.arange(fade, dtype=dtype) + 0.5) / fade
-    out = None
     for k in range(len(edges) - 1):
         lo, hi = edges[k], edges[k + 1]
         first, last = k == 0, k == len(edges) - 2
         a, b = max(0, lo - margin - half), min(t, hi + margin + half)
-        y = render(a, b)
-        if out is None:
-            out = y.new_zeros(y.shape[0], t)
-        w = torch.zeros(b - a, dtype=y.dtype)
+        w = torch.zeros(b - a, dtype=dtype)
         start = a if first else lo - half
         stop = b if last else hi - half + fade
         w[start - a: stop - a] = 1.0
         if not first and fade:
-            w[lo - half - a: lo - half - a + fade] = ramp.to(y.dtype)
+            w[lo - half - a: lo - half - a + fade] = ramp
         if not last and fade:
-            w[hi - half - a: hi - half - a + fade] = 1.0 - ramp.to(y.dtype)
-        out[:, a:b] += y * w.to(y.device)
+            w[hi - half - a: hi - half - a + fade] = 1.0 - ramp
+        yield a, b, w
+
+
+def _blockwise(render: Callable, t: int, block: int, margin: int, fade: int, dtype=torch.float32) -> torch.Tensor:
+    """Join ``render(start, stop) -> (2, stop - start)`` over the blocks of :func:`crossfade_weights`."""
+    from itertools import chain
+
+    blocks = crossfade_weights(t, block, margin, fade, dtype)
+    first, second = next(blocks), next(blocks, None)
+    if second is None:  # one block: no weights to apply
+        return render(0, t)
+    out = None
+    for a, b, w in chain((first, second), blocks):
+        y = render(a, b)
+        if out is None:
+            out = y.new_zeros(y.shape[0], t)
+        out[:, a:b] += y * w.to(y.dtype).to(y.device)
     return out
 
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 import os
 import subprocess
 import sys
@@ -59,7 +60,7 @@ from ._checks import read_json
 from .losses import StereoLoss
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "build_model", "train", "save_checkpoint", "load_checkpoint",
-           "pretrain_encoder", "plot_history", "code_version", "main"]
+           "pretrain_encoder", "plot_history", "code_version", "lr_schedule", "main"]
 
 CHECKPOINT_FORMAT = "automix-lite-model/1"
 
@@ -375,8 +376,22 @@ def _json_safe(value):
     return value
 
 
-def _lr_factor(cfg: dict, step: int) -> float:
-    """Multiplier of ``lr`` at ``step`` (1-based): linear warm-up, then cosine to ``final_lr_fraction``."""
+def lr_schedule(cfg: dict, step: int) -> float:
+    """The learning-rate schedule: the multiplier of ``cfg["lr"]`` at optimiser step ``step`` (1-based).
+
+    Linear warm-up over ``cfg["warmup_steps"]`` (``step / warmup_steps``), then, with ``cfg["schedule"] ==
+    "cosine"``, a half cosine from 1 down to ``cfg["final_lr_fraction"]`` at ``cfg["steps"]`` (and that
+    fraction after it); ``"constant"`` stays at 1 after the warm-up. :func:`train` steps a
+    ``torch.optim.lr_scheduler.LambdaLR`` with ``lambda s: lr_schedule(cfg, s + 1)``. Taught in chapter 3.3
+    (``notebooks/13_training.ipynb``, eq. lr-schedule). ``cfg`` needs the keys named above (any config of
+    :func:`load_config` has them); ``step`` must be a whole number >= 1. (Not the proxy's ``lr_factor`` key,
+    the factor of its plateau schedule.)
+    """
+    missing = [k for k in ("warmup_steps", "schedule", "steps", "final_lr_fraction") if k not in cfg]
+    if missing:
+        raise KeyError(f"lr_schedule needs the config keys {', '.join(missing)} (see train.DEFAULT_CONFIG).")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 1:
+        raise ValueError(f"step must be a whole number >= 1 (steps count from 1); got {step!r}.")
     if cfg["warmup_steps"] and step <= cfg["warmup_steps"]:
         return step / cfg["warmup_steps"]
     if cfg["schedule"] == "constant":
@@ -385,6 +400,9 @@ def _lr_factor(cfg: dict, step: int) -> float:
     progress = min((step - cfg["warmup_steps"]) / span, 1.0)
     low = cfg["final_lr_fraction"]
     return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+_lr_factor = lr_schedule  # the former private name
 
 
 def _batch(ds, indices) -> dict:
@@ -951,7 +969,7 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
     else:
         opt_cls = torch.optim.AdamW if cfg["optimizer"] == "adamw" else torch.optim.Adam
         opt = opt_cls(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"] if cfg["optimizer"] == "adamw" else 0.0)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(cfg, s + 1))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_schedule(cfg, s + 1))
     history = {k: [] for k in _HISTORY_LISTS}
     start_step, spent, best, end_step = 0, 0.0, math.inf, cfg["steps"]
     state = None

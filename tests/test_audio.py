@@ -205,3 +205,80 @@ def test_save_is_atomic_and_picks_the_format_from_the_extension(tmp_path, monkey
     with pytest.raises(ValueError, match="enough free space"):
         audio.save(path, torch.zeros(1, 1, 100), 8000, overwrite=True)
     assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["keep.wav"]
+
+
+# ------------------------------------------------------------------------------ short-term levels
+
+
+def test_frame_power_and_levels_agree_with_a_direct_computation():
+    g = torch.Generator().manual_seed(0)
+    x = 0.1 * torch.randn(2, 3, 10_000, generator=g, dtype=torch.float64)  # (batch, channels, samples)
+    p = audio.frame_power(x, 44100)  # 50 ms = 2,205 samples, back to back: 4 whole frames
+    assert p.shape == (2, 3, 4)
+    direct = x[..., : 4 * 2205].reshape(2, 3, 4, 2205).square().mean(-1)
+    assert torch.allclose(p, direct, rtol=1e-12)
+    levels = audio.frame_levels(x, 44100)
+    assert levels.shape == (2, 4)
+    assert torch.allclose(levels, 10 * torch.log10(direct.mean(1)), rtol=1e-12)
+    # overlapping frames: 400 ms every 100 ms (BS.1770's blocks), from a NumPy array
+    a = x[0, 0].numpy()
+    blocks = audio.frame_power(a, 8000, 400.0, hop_ms=100.0)
+    n, hop = 3200, 800
+    want = [np.mean(a[k * hop:k * hop + n] ** 2) for k in range(1 + (len(a) - n) // hop)]
+    assert blocks.dtype == torch.float64 and np.allclose(blocks.numpy(), want, rtol=1e-12)
+    # shapes: (samples,) and (channels, samples) give (frames,)
+    assert audio.frame_levels(x[0, 0], 44100).shape == (4,)
+    assert torch.allclose(audio.frame_levels(x[0], 44100), levels[0])
+
+
+def test_frame_levels_of_a_sine_silence_and_gradients():
+    x = sine(1000.0, 48000, 0.5)
+    assert torch.allclose(audio.frame_levels(x, 48000, 20.0), torch.full((1, 25), -3.0103), atol=2e-3)
+    silent = audio.frame_levels(torch.zeros(1, 1, 4800), 48000, 10.0, floor_db=-100.0)
+    assert torch.all(silent == -100.0)
+    y = x.clone().requires_grad_(True)
+    audio.frame_levels(y, 48000).sum().backward()
+    assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+
+
+def test_frame_levels_bad_input():
+    with pytest.raises(ValueError, match="fewer than one 50 ms frame"):
+        audio.frame_levels(torch.zeros(1, 1, 1000), 44100)
+    for kw, match in (({"frame_ms": 0}, "frame_ms"), ({"frame_ms": -5.0}, "frame_ms"), ({"hop_ms": 0.0}, "hop_ms"),
+                      ({"frame_ms": 0.001}, "shorter than one sample")):
+        with pytest.raises(ValueError, match=match):
+            audio.frame_power(torch.zeros(100), 8000, **kw)
+    with pytest.raises(ValueError, match="NaN"):
+        audio.frame_levels(torch.tensor([0.0, float("nan")] * 2000), 8000)
+    with pytest.raises(ValueError, match="floating-point"):
+        audio.frame_levels(torch.zeros(4000, dtype=torch.int16), 8000)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        audio.frame_levels("loud", 8000)
+    with pytest.raises(ValueError, match="sample_rate"):
+        audio.frame_levels(torch.zeros(4000), 0)
+    with pytest.raises(ValueError, match=r"\(batch, channels, samples\)"):
+        audio.frame_levels(torch.zeros(1, 1, 1, 4000), 8000)
+
+
+def test_level_range_db():
+    sr = 8000
+    frame = 400  # 50 ms
+    steps = torch.tensor([1.0, 0.5, 0.25, 0.125]).repeat_interleave(frame)  # four frames, 6.02 dB apart
+    x = (steps * torch.sin(torch.arange(4 * frame) / sr * 2 * math.pi * 400)).view(1, 1, -1)
+    full = 20 * math.log10(8)
+    assert audio.level_range_db(x, sr, percentiles=(0, 100)) == pytest.approx(full, abs=1e-3)
+    # the 10th..90th percentile of four evenly spaced levels: 80 % of the spread (linear interpolation)
+    assert audio.level_range_db(x, sr) == pytest.approx(0.8 * full, abs=1e-3)
+    # silence does not count: a frame more than within_db below the loudest is left out
+    padded = torch.cat([x, torch.zeros(1, 1, 4 * frame)], -1)
+    assert audio.level_range_db(padded, sr, percentiles=(0, 100)) == pytest.approx(full, abs=1e-3)
+    assert audio.level_range_db(padded, sr, percentiles=(0, 100), within_db=10.0) == pytest.approx(20 * math.log10(2), abs=1e-3)
+    # frames chosen by a reference: the same frames before and after processing
+    assert audio.level_range_db(0.5 * x, sr, percentiles=(0, 100), reference=x) == pytest.approx(full, abs=1e-3)
+    assert audio.level_range_db(torch.ones_like(x) * 0.1, sr, reference=x) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="as long as x"):
+        audio.level_range_db(x, sr, reference=padded)
+    with pytest.raises(ValueError, match="percentiles"):
+        audio.level_range_db(x, sr, percentiles=(90, 10))
+    with pytest.raises(ValueError, match="one clip"):
+        audio.level_range_db(torch.cat([x, x]), sr)

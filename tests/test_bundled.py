@@ -140,6 +140,26 @@ def test_dataset_items_have_the_documented_shapes_and_are_deterministic():
     assert torch.allclose(SPEC_BY_NAME["gain_db"].from_normalized(item["params"][:n, col]), real["gain_db"][0], atol=1e-3)
 
 
+def test_collate_stacks_tensors_and_keeps_lists():
+    ds = D.BundledDataset("songs", "val", "natural", segment_seconds=0.5, seed=1, length=6)
+    items = [ds[i] for i in range(3)]
+    batch = D.collate(items)
+    assert set(batch) == set(items[0])
+    for k in ("tracks", "mask", "mix", "params", "bus"):
+        assert torch.equal(batch[k], torch.stack([it[k] for it in items])), k
+    assert batch["tracks"].shape == (3, 8, 22050) and batch["mask"].dtype == torch.bool
+    assert batch["names"] == [it["names"] for it in items]  # lists of different lengths stay lists
+    assert batch["song"] == [it["song"] for it in items] and batch["start"] == [it["start"] for it in items]
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=D.collate)
+    assert [b["tracks"].shape[0] for b in loader] == [4, 2]
+    with pytest.raises(ValueError, match="at least one item"):
+        D.collate([])
+    with pytest.raises(ValueError, match=r"cannot stack 'mix'"):
+        D.collate([items[0], {**items[1], "mix": items[1]["mix"][:, :100]}])
+    with pytest.raises(ValueError, match="keys"):
+        D.collate([items[0], {k: v for k, v in items[1].items() if k != "bus"}])
+
+
 def test_whole_songs_and_resampling():
     ds = D.BundledDataset("drums", "test", "punchy", segment_seconds=None, sample_rate=22050)
     assert len(ds) == len(D.songs("drums", "test"))

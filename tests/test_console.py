@@ -12,13 +12,14 @@ from automix_lite.dsp.biquad import EQ_RANGES
 from automix_lite.dsp.dynamics import COMPRESSOR_RANGES
 from automix_lite.dsp.panning import pan_gains
 from automix_lite.dsp.reverb import REVERB_RANGES
+from conftest import SR
+from conftest import noise as _noise
 
-SR = 44100
 T = 4096
 
 
 def noise(*shape, seed=0, dtype=torch.float64):
-    return 0.3 * torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    return _noise(*shape, seed=seed, scale=0.3, dtype=dtype)
 
 
 def rand_params(batch, n, seed=0, dtype=torch.float64, n_peaks=3):

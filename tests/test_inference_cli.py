@@ -13,26 +13,9 @@ import torch
 from automix_lite import cli, inference, pretrained, train
 from automix_lite.models.dmc import DMC
 from automix_lite.models.wave_u_net import MixWaveUNet
+from conftest import SR, write_stems as _stems, write_wav as _write
 
-SR = 44100
 TINY_DMC = {"console": "basic", "widths": [4, 8], "dim": 8, "hidden": 16}
-
-
-def _write(path, x, sr=SR, subtype="PCM_24"):
-    sf.write(str(path), np.asarray(x, dtype=np.float64).T if np.ndim(x) == 2 else np.asarray(x), sr, subtype=subtype)
-
-
-def _stems(folder, n=3, seconds=1.0, sr=SR):
-    """``n`` short synthetic mono stems (a decaying sine, a noise burst, a chord) in ``folder``."""
-    os.makedirs(folder, exist_ok=True)
-    t = np.arange(int(seconds * sr)) / sr
-    rng = np.random.default_rng(0)
-    sources = [0.5 * np.sin(2 * np.pi * 110 * t) * np.exp(-2 * t),
-               0.3 * rng.standard_normal(t.size) * (np.sin(2 * np.pi * 4 * t) > 0),
-               0.2 * sum(np.sin(2 * np.pi * f * t) for f in (440, 554, 659))]
-    for k in range(n):
-        _write(os.path.join(folder, f"{k:02d}_track.wav"), sources[k % 3] * (1 + 0.1 * k))
-    return str(folder)
 
 
 def _hashes(folder):
@@ -134,6 +117,43 @@ def test_blockwise_join_is_a_partition_of_unity():
     for block, margin, fade in ((3000, 0, 0), (3000, 500, 400), (1234, 100, 1000)):
         y = inference._blockwise(lambda a, b: x[:, a:b], x.shape[-1], block, margin, fade)
         assert torch.allclose(y, x, atol=1e-6), (block, margin, fade)
+
+
+def test_crossfade_weights_add_up_to_one_and_ramp_linearly():
+    t, block, fade = 1000, 300, 100
+    blocks = list(inference.crossfade_weights(t, block, margin=fade, fade=fade))
+    assert len(blocks) == 4
+    total = torch.zeros(t)
+    for k, (a, b, w) in enumerate(blocks):
+        assert w.shape == (b - a,) and w.dtype == torch.float32
+        assert a == max(0, k * block - fade - fade // 2) and b == min(t, (k + 1) * block + fade + fade // 2)
+        total[a:b] += w
+    assert torch.allclose(total, torch.ones(t), atol=1e-6)
+    # across the first boundary (samples 250..349) block 0 falls and block 1 rises as (i + 0.5) / fade
+    ramp = (torch.arange(fade) + 0.5) / fade
+    (a0, _, w0), (a1, _, w1) = blocks[:2]
+    assert torch.allclose(w0[250 - a0: 350 - a0], 1 - ramp) and torch.allclose(w1[250 - a1: 350 - a1], ramp)
+    assert w0[: 250 - a0].eq(1).all() and w0[350 - a0:].eq(0).all()  # kept, then context only
+    # no crossfade: hard cuts, every sample kept by exactly one block; context samples weigh 0
+    for a, b, w in inference.crossfade_weights(t, block, margin=50):
+        assert set(w.unique().tolist()) <= {0.0, 1.0}
+    assert sum(int(w.sum()) for _, _, w in inference.crossfade_weights(t, block, margin=50)) == t
+    # one block, and a last block too short for the crossfade joins the one before
+    assert [(a, b) for a, b, _ in inference.crossfade_weights(200, 300, 10, 10)] == [(0, 200)]
+    assert len(list(inference.crossfade_weights(650, 300, 0, 100))) == 2
+    # _blockwise applies exactly these weights
+    x = torch.randn(2, t, dtype=torch.float64)
+    direct = torch.zeros_like(x)
+    for a, b, w in inference.crossfade_weights(t, block, fade, fade):
+        direct[:, a:b] += x[:, a:b] * w.double()
+    assert torch.equal(inference._blockwise(lambda a, b: x[:, a:b], t, block, fade, fade), direct)
+
+
+def test_crossfade_weights_bad_input():
+    for kw in ({"t": 0}, {"block": 0}, {"margin": -1}, {"fade": -2}, {"block": 2.5}, {"t": True}):
+        args = {"t": 100, "block": 10, "margin": 0, "fade": 0, **kw}
+        with pytest.raises(ValueError, match="whole number of samples"):
+            list(inference.crossfade_weights(**args))
 
 
 def test_basic_dmc_blockwise_equals_one_shot():
@@ -257,8 +277,8 @@ def test_registry_load_and_checksum_mismatch(tmp_path, checkpoint):
 # ------------------------------------------------------------------ the command line
 
 
-def test_cli_mix_end_to_end_then_render(tmp_path, checkpoint, capsys):
-    stems = _stems(tmp_path / "stems")
+def test_cli_mix_end_to_end_then_render(tmp_path, checkpoint, capsys, stems_dir):
+    stems = stems_dir  # three one-second stems (conftest.write_stems)
     before = _hashes(stems)
     out, params = tmp_path / "mix.wav", tmp_path / "params.json"
     assert cli.main(["mix", stems, "--model", checkpoint, "--out", str(out), "--params-out", str(params)]) == 0

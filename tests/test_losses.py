@@ -8,17 +8,14 @@ import torch.nn.functional as F
 
 from automix_lite import losses as L
 from automix_lite import signals
+from conftest import SR
+from conftest import noise as _noise
 
 auraloss = pytest.importorskip("auraloss")
 
-SR = 44100
 DEFAULTS = dict(fft_sizes=[1024, 2048, 512], hop_sizes=[120, 240, 50], win_lengths=[600, 1200, 240])
 # Odd FFT size (no Nyquist bin), window = FFT size, hops that do not divide the window.
 OTHER = dict(fft_sizes=[256, 511], hop_sizes=[64, 100], win_lengths=[256, 300])
-
-
-def _noise(*shape, seed=0, dtype=torch.float64):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
 def _music(seconds=1.0, dtype=torch.float32):

@@ -7,13 +7,11 @@ import torch
 
 from automix_lite import metrics
 from automix_lite.dsp import pan
-
-SR = 44100
+from conftest import SR, noise
 
 
 def _source(seconds=1.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return 0.1 * torch.randn(1, 1, int(seconds * SR), generator=g)
+    return noise(1, 1, int(seconds * SR), seed=seed, scale=0.1, dtype=torch.float32)
 
 
 def test_side_to_mid_db_closed_forms():

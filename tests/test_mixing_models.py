@@ -9,8 +9,8 @@ from automix_lite import dsp, evaluation, train
 from automix_lite.models import TCN, center_crop
 from automix_lite.models.dmc import DMC, BasicConsole, mel_filterbank
 from automix_lite.models.wave_u_net import MixWaveUNet
+from conftest import SR
 
-SR = 44100
 SMALL = dict(dim=8, widths=(4, 8), hidden=16)  # a narrow DMC for fast tests
 
 
@@ -154,12 +154,40 @@ def test_wave_u_net_any_length_and_masking():
 
 def test_lr_schedule_warms_up_then_decays():
     cfg = train.load_config({"steps": 100, "warmup_steps": 10, "final_lr_fraction": 0.1})
-    assert train._lr_factor(cfg, 5) == pytest.approx(0.5)
-    assert train._lr_factor(cfg, 10) == pytest.approx(1.0)
-    assert train._lr_factor(cfg, 55) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert train._lr_factor(cfg, 100) == pytest.approx(0.1)
+    assert train.lr_schedule(cfg, 5) == pytest.approx(0.5)
+    assert train.lr_schedule(cfg, 10) == pytest.approx(1.0)
+    assert train.lr_schedule(cfg, 55) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert train.lr_schedule(cfg, 100) == pytest.approx(0.1)
+    assert train.lr_schedule(cfg, 150) == pytest.approx(0.1)  # after the last step: the final fraction
+    assert train._lr_factor is train.lr_schedule  # the former private name
     with pytest.raises(ValueError, match="unknown config key"):
         train.load_config({"stpes": 3})
+
+
+def test_lr_schedule_is_the_formula_and_the_scheduler_train_steps():
+    cfg = train.load_config({"steps": 40, "warmup_steps": 8, "final_lr_fraction": 0.05, "lr": 1e-3})
+    for s in range(1, 41):  # eq. (lr-schedule) of chapter 3.3, written out
+        want = s / 8 if s <= 8 else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (s - 8) / 32))
+        assert train.lr_schedule(cfg, s) == pytest.approx(want, abs=1e-12)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg["lr"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: train.lr_schedule(cfg, s + 1))  # as train does
+    seen = []
+    for _ in range(40):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([cfg["lr"] * train.lr_schedule(cfg, s) for s in range(1, 41)])
+    constant = train.load_config({"steps": 40, "warmup_steps": 0, "schedule": "constant"})
+    assert [train.lr_schedule(constant, s) for s in (1, 20, 40, 99)] == [1.0] * 4
+
+
+def test_lr_schedule_bad_input():
+    cfg = train.load_config({"steps": 10, "warmup_steps": 2})
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="whole number >= 1"):
+            train.lr_schedule(cfg, bad)
+    with pytest.raises(KeyError, match="warmup_steps"):
+        train.lr_schedule({"steps": 10, "schedule": "cosine", "final_lr_fraction": 0.1}, 1)
 
 
 TINY = {"model": "dmc", "model_args": {"console": "basic", **SMALL, "widths": [4, 8]}, "steps": 4, "batch_size": 2,

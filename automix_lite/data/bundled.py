@@ -11,7 +11,7 @@ Taught in ``notebooks/11_datasets.ipynb``; the set itself is described in ``data
   engineer chose (real units); :func:`reproduce_mix` renders the target mix from the two with
   :func:`automix_lite.dsp.mix`, cached on disk outside the repository (``$AUTOMIX_CACHE``, default
   ``~/.cache/automix-lite``).
-- :class:`BundledDataset` yields segments for training and evaluation.
+- :class:`BundledDataset` yields segments for training and evaluation; :func:`collate` batches them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..dsp.console import BUS_NAMES, SPEC_BY_NAME, STRIP_NAMES, default_params, 
 from .engineer import engineer_mix, params_from_json
 
 __all__ = ["data_dir", "manifest", "songs", "song", "verify", "load_song", "mix_params", "reproduce_mix",
-           "BundledDataset", "cache_dir", "SAMPLE_RATE", "TASKS", "SPLITS"]
+           "BundledDataset", "collate", "cache_dir", "SAMPLE_RATE", "TASKS", "SPLITS"]
 
 SAMPLE_RATE = 44100
 TASKS = ("songs", "drums")
@@ -355,3 +355,34 @@ class BundledDataset(Dataset):
         return {"tracks": tracks, "mask": mask, "mix": y.float().contiguous(), "params": track_p[0].float(),
                 "bus": bus_p[0].float(), "names": roles, "song": entry["id"], "start": start}
 
+
+def collate(items) -> dict:
+    """Make one batch of a list of dataset items: the ``collate_fn`` for a ``torch.utils.data.DataLoader``.
+
+    Tensors are stacked along a new first dimension (``tracks`` ``(B, max_tracks, T)``, ``mask``, ``mix``,
+    ``params``, ``bus``); everything else (``names``, whose length depends on the song, ``song``,
+    ``start``) becomes a list with one entry per item. PyTorch's default collate cannot batch ``names``.
+    Works for :class:`BundledDataset` and for the real-dataset loaders of :mod:`automix_lite.data.real`
+    (items with the same keys). Taught in chapter 3.1 (``notebooks/11_datasets.ipynb``, "Another sample
+    rate, and batches"). Raises ``ValueError`` for an empty list, items with different keys, or tensors of
+    different shapes (e.g. segments of different lengths: give the dataset a ``segment_seconds``).
+    """
+    items = list(items)
+    if not items:
+        raise ValueError("collate needs at least one item.")
+    keys = list(items[0])
+    for i, it in enumerate(items[1:], start=1):
+        if list(it) != keys:
+            raise ValueError(f"item {i} has the keys {sorted(it)}, item 0 {sorted(keys)}: batch items of one dataset.")
+    out = {}
+    for k in keys:
+        values = [it[k] for it in items]
+        if all(isinstance(v, torch.Tensor) for v in values):
+            shapes = {tuple(v.shape) for v in values}
+            if len(shapes) > 1:
+                raise ValueError(f"cannot stack {k!r}: the items have shapes {sorted(shapes)}. Cut segments of one "
+                                 "length (segment_seconds) and use the same max_tracks.")
+            out[k] = torch.stack(values)
+        else:
+            out[k] = values
+    return out

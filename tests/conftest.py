@@ -1,0 +1,47 @@
+"""Helpers shared by the tests: the sample rate, seeded noise, and folders of synthetic stems.
+
+Test modules import the plain names (``from conftest import SR, noise, write_stems``; pytest puts this
+folder on ``sys.path``) or take the fixture ``stems_dir`` as an argument.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+SR = 44100
+"""The sample rate of the bundled set and of most tests (Hz)."""
+
+
+def noise(*shape, seed: int = 0, scale: float = 1.0, dtype=torch.float64) -> torch.Tensor:
+    """Gaussian noise of ``shape`` with standard deviation ``scale``, the same for the same ``seed``."""
+    return scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def write_wav(path, x, sr: int = SR, subtype: str = "PCM_24") -> str:
+    """Write samples ``(samples,)`` or ``(channels, samples)`` to ``path`` with soundfile; returns the path."""
+    a = np.asarray(x, dtype=np.float64)
+    sf.write(str(path), a.T if a.ndim == 2 else a, sr, subtype=subtype)
+    return str(path)
+
+
+def write_stems(folder, n: int = 3, seconds: float = 1.0, sr: int = SR) -> str:
+    """``n`` short synthetic mono stems in ``folder`` (created): a decaying 110 Hz sine, a gated noise burst
+    and an A major chord, in turn, named ``00_track.wav``, ``01_track.wav``, ...; returns the folder."""
+    os.makedirs(folder, exist_ok=True)
+    t = np.arange(int(seconds * sr)) / sr
+    rng = np.random.default_rng(0)
+    sources = [0.5 * np.sin(2 * np.pi * 110 * t) * np.exp(-2 * t),
+               0.3 * rng.standard_normal(t.size) * (np.sin(2 * np.pi * 4 * t) > 0),
+               0.2 * sum(np.sin(2 * np.pi * f * t) for f in (440, 554, 659))]
+    for k in range(n):
+        write_wav(os.path.join(folder, f"{k:02d}_track.wav"), sources[k % 3] * (1 + 0.1 * k), sr)
+    return str(folder)
+
+
+@pytest.fixture
+def stems_dir(tmp_path) -> str:
+    """A folder of three one-second synthetic stems at :data:`SR` (see :func:`write_stems`)."""
+    return write_stems(tmp_path / "stems")
