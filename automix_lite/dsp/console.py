@@ -435,6 +435,20 @@ def _bus_ir(sr: float, t60: torch.Tensor, seed: int, like: torch.Tensor) -> torc
     return _fixed_ir(sr, tuple(t60.tolist()), seed, like.dtype, like.device)
 
 
+def _mix_inputs(tracks, sample_rate, params: Mapping, mask, pan_law: str):
+    """The checks shared by :func:`mix` and :func:`mix_blocks`: ``(tracks, sample rate, mask weights or None,
+    validated parameters)``."""
+    tracks = _check_tracks(tracks)
+    sr = check_sample_rate(sample_rate)
+    _check_law(pan_law)
+    _check_keys(params, ALL_NAMES, "mix")
+    b, n, _ = tracks.shape
+    w = _check_mask(mask, b, n, tracks)
+    shapes = _shapes(b, n, _n_peaks_of(params, 2, DEFAULT_N_PEAKS))
+    dims = {"track": ("batch", "tracks"), "peak": ("batch", "tracks", "bands"), "bus": ("batch",)}
+    return tracks, sr, w, _validated(params, ALL_NAMES, shapes, dims, tracks)
+
+
 def mix(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optional[torch.Tensor] = None,
         pan_law: str = DEFAULT_PAN_LAW, reverb: bool = True, reverb_seed: int = REVERB_SEED) -> torch.Tensor:
     """Mix mono ``tracks`` (B, N, T) into a stereo master (B, 2, T).
@@ -446,15 +460,8 @@ def mix(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optional[torch
     ``reverb=False`` skips the reverb bus (its parameters are then unused); ``reverb_seed`` picks its
     impulse response. Differentiable in ``tracks`` and every parameter.
     """
-    tracks = _check_tracks(tracks)
-    sr = check_sample_rate(sample_rate)
-    _check_law(pan_law)
-    _check_keys(params, ALL_NAMES, "mix")
+    tracks, sr, w, p = _mix_inputs(tracks, sample_rate, params, mask, pan_law)
     b, n, t = tracks.shape
-    w = _check_mask(mask, b, n, tracks)
-    shapes = _shapes(b, n, _n_peaks_of(params, 2, DEFAULT_N_PEAKS))
-    dims = {"track": ("batch", "tracks"), "peak": ("batch", "tracks", "bands"), "bus": ("batch",)}
-    p = _validated(params, ALL_NAMES, shapes, dims, tracks)
     flat = {k: p[k].reshape(b * n, *p[k].shape[2:]) for k in STRIP_NAMES}
     out, send = (v.view(b, n, 2, t) for v in _strip(tracks.reshape(b * n, 1, t), sr, flat, pan_law))
     if w is not None:
@@ -564,15 +571,8 @@ def mix_blocks(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optiona
     restored gain reduction is good to about 1e-6 dB, and the FFTs differ in length). Meant for rendering
     (under ``torch.no_grad``); train with :func:`mix`.
     """
-    tracks = _check_tracks(tracks)
-    sr = check_sample_rate(sample_rate)
-    _check_law(pan_law)
-    _check_keys(params, ALL_NAMES, "mix")
+    tracks, sr, w, p = _mix_inputs(tracks, sample_rate, params, mask, pan_law)
     b, n, t = tracks.shape
-    w = _check_mask(mask, b, n, tracks)
-    shapes = _shapes(b, n, _n_peaks_of(params, 2, DEFAULT_N_PEAKS))
-    dims = {"track": ("batch", "tracks"), "peak": ("batch", "tracks", "bands"), "bus": ("batch",)}
-    p = _validated(params, ALL_NAMES, shapes, dims, tracks)
     m = b * n
     f = {k: p[k].reshape(m, *p[k].shape[2:]) for k in STRIP_NAMES}
     if block is None:
