@@ -3,10 +3,11 @@
 1. **No lost wake-ups while executing notebooks.** nbclient waits for a cell's reply with one
    ``await socket.poll(timeout)`` on the kernel's shell channel (jupyter_client's
    ``AsyncZMQSocketChannel.get_msg``). pyzmq's asyncio poll is edge-triggered on the ZMQ file
-   descriptor; when that edge is missed (we saw it in cells that create ipywidgets, whose comm traffic
-   arrives on iopub while the reply lands on shell), the reply sits in the socket until the poll's own
-   timeout fires, and pyzmq's final ``poll(0)`` then finds it. The cell "succeeds" after waiting the
-   whole cell timeout (jupyter/nbclient#312; 928 s for one cell of chapter 1.3 in an earlier build).
+   descriptor; when its wake-up is missed, the reply sits in the socket until the poll's own timeout
+   fires, and pyzmq's final ``poll(0)`` then finds it: the cell "succeeds" after waiting the whole cell
+   timeout. That is the one path on which nbclient waits a full timeout and carries on without an error,
+   which is what earlier builds showed in cells with ipywidgets (928 s for one cell of chapter 1.3 under a
+   900 s timeout, the kernel idle; jupyter/nbclient#312). Why the wake-up is missed was not found.
    :func:`sliced_get_msg` polls in slices of :data:`SLICE_S` seconds until the same deadline, so a
    missed edge costs at most one slice; a cell that really runs past its timeout still raises
    ``CellTimeoutError`` and fails the build (``nb_execution_raise_on_error``).
