@@ -45,3 +45,18 @@ def write_stems(folder, n: int = 3, seconds: float = 1.0, sr: int = SR) -> str:
 def stems_dir(tmp_path) -> str:
     """A folder of three one-second synthetic stems at :data:`SR` (see :func:`write_stems`)."""
     return write_stems(tmp_path / "stems")
+
+
+def run_cli(capsys, *args):
+    """``(exit status, stdout, stderr)`` of ``automix ARGS`` run in-process (``automix_lite.cli.main``)."""
+    from automix_lite import cli
+
+    status = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def one_error(err: str) -> str:
+    """``err`` after checking it is one ``automix: error:`` line and no traceback."""
+    assert err.startswith("automix: error:") and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    return err

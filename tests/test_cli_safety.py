@@ -15,6 +15,7 @@ import torch
 
 from automix_lite import _checkpoint, _checks, cli, inference, train
 from automix_lite.data import bundled
+from conftest import one_error as _one_error, run_cli as _run
 
 SR = 44100
 TINY_DMC = {"console": "basic", "widths": [4, 8], "dim": 8, "hidden": 16}
@@ -37,17 +38,6 @@ def model_file(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("model") / "tiny.pt")
     train.save_checkpoint(path, train.build_model(cfg), cfg)
     return path
-
-
-def _run(capsys, *args):
-    status = cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def _one_error(err):
-    assert err.startswith("automix: error:") and err.strip().count("\n") == 0 and "Traceback" not in err, err
-    return err
 
 
 # ------------------------------------------------------------------ 1. atomic outputs, checked first

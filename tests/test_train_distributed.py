@@ -11,7 +11,8 @@ import sys
 import pytest
 import torch
 
-from automix_lite import cli, train
+from automix_lite import train
+from conftest import one_error as _one_error, run_cli as _run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A narrow DMC (BatchNorm in its encoder, dropout 0.1 in its MLP: both must see the global batch), 0.5 s segments,
@@ -19,17 +20,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"model": "dmc", "model_args": {"console": "basic", "dim": 8, "widths": [4, 8], "hidden": 16}, "task": "songs",
         "batch_size": 4, "steps": 1000, "segment_seconds": 0.5, "val_items": 2, "val_every": 1000, "log_every": 1,
         "warmup_steps": 1, "threads": 1, "seed": 0}
-
-
-def _run(capsys, *args):
-    status = cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def _one_error(err):
-    assert err.startswith("automix: error:") and err.strip().count("\n") == 0 and "Traceback" not in err, err
-    return err
 
 
 def _noisy_keys(model):
