@@ -263,12 +263,7 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
         return _average_estimates(model, tracks, mask, starts, length, dev)
     track_sum = bus_sum = None
     weight, used = torch.zeros(n, 1), 0
-    for s in starts:
-        seg = tracks[:, s:s + length]
-        m = active_mask(seg) & mask
-        if not bool(m.any()):
-            continue
-        out = model.estimate(seg.unsqueeze(0).to(dev), m.unsqueeze(0).to(dev))
+    for m, out in _window_estimates(model, tracks, mask, starts, length, dev):
         w = m.to(torch.float32).unsqueeze(-1)
         tr, bu = out["_track"][0].cpu(), out["_bus"][0].cpu()
         track_sum = tr * w if track_sum is None else track_sum + tr * w
@@ -281,17 +276,23 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
     return params
 
 
+def _window_estimates(model, tracks: torch.Tensor, mask: torch.Tensor, starts, length: int, dev):
+    """The windows :func:`estimate_params` averages over, for every mixer: yields ``(m, estimate)`` for each window
+    ``tracks[:, s:s + length]`` (``s`` in ``starts``) in which a track of ``mask`` is not silent, ``m (N,)`` those
+    tracks and ``estimate`` the model's for them (batch 1). Windows in which they are all silent are skipped."""
+    for s in starts:
+        seg = tracks[:, s:s + length]
+        m = active_mask(seg) & mask
+        if bool(m.any()):
+            yield m, model.estimate(seg.unsqueeze(0).to(dev), m.unsqueeze(0).to(dev))
+
+
 def _average_estimates(model, tracks: torch.Tensor, mask: torch.Tensor, starts, length: int, dev) -> dict:
     """A generic mixer's estimates over windows, averaged: track-level values ``(1, N, ...)`` over the windows
     where the track is not silent, the others over every window used."""
     n = tracks.shape[0]
     sums, weights = {}, {}
-    for s in starts:
-        seg = tracks[:, s:s + length]
-        m = active_mask(seg) & mask
-        if not bool(m.any()):
-            continue
-        out = model.estimate(seg.unsqueeze(0).to(dev), m.unsqueeze(0).to(dev))
+    for m, out in _window_estimates(model, tracks, mask, starts, length, dev):
         for k, v in out.items():
             if k.startswith("_") or not isinstance(v, torch.Tensor):
                 continue

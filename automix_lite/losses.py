@@ -176,11 +176,45 @@ class _ResolutionLoss(torch.autograd.Function):
         # d sc / dx = (x - y) / (||x - y|| ||y||) (0 where x == y); d mag / dx = sign(x - y) / (count x).
         a = torch.where(diff_norm > 0, grad * w_sc / (diff_norm * y_norm), 0.0).view(group)
         b = (grad * w_log_mag / count).view(group)
-        floor = torch.tensor(eps, dtype=x.dtype, device=x.device).sqrt()  # the clamped magnitude, bit for bit
-        inv = torch.where(x > floor, x.reciprocal(), 0.0)  # no gradient through clamped bins
-        scale = torch.sign(d).mul_(inv).mul_(b).add_(d * a).mul_(inv)  # (d loss / dx) / x
-        grad_xp = _stft_adjoint(spec, scale.view(spec.shape), window, n_fft, hop, length)
+        grad_xp = _magnitude_grad(spec, x, d, a, b, window, n_fft, hop, eps, length)
         return grad_xp, None, None, None, None, None, None, None, None
+
+
+class _ResolutionSums(torch.autograd.Function):
+    """One resolution of the MR-STFT loss as sums, per channel: ``sum (|S_x| - |S_y|)^2`` and
+    ``sum |log |S_x| - log |S_y||`` over the batch, bins and frames (``xp``, ``y`` as in
+    :class:`_ResolutionLoss`), with the same fused backward pass. Sums of slices of a batch add up to the
+    whole batch's (:meth:`StereoLoss.global_loss`)."""
+
+    @staticmethod
+    def forward(ctx, xp, y, window, n_fft, hop, eps):
+        spec, x = _spectrum(xp, window, n_fft, hop, eps)
+        x = x.view(y.shape)
+        d = x - y
+        ctx.save_for_backward(spec, x, d, window)
+        ctx.config = (n_fft, hop, eps, xp.shape[-1])
+        return d.square().sum((0, 2, 3)), torch.div(x, y).log_().abs_().sum((0, 2, 3))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_sq, grad_log):
+        spec, x, d, window = ctx.saved_tensors
+        n_fft, hop, eps, length = ctx.config
+        group = (1, -1, 1, 1)  # one factor per channel
+        grad_xp = _magnitude_grad(spec, x, d, (2 * grad_sq).view(group), grad_log.view(group), window, n_fft, hop,
+                                  eps, length)
+        return grad_xp, None, None, None, None, None
+
+
+def _magnitude_grad(spec, x, d, a, b, window, n_fft, hop, eps, length):
+    """Gradient with respect to the padded rows ``xp`` of a loss whose gradient with respect to the magnitudes
+    ``x = |S_x|`` is ``a * (x - y) + b * sign(x - y) / x`` (``d = x - y``; ``a``, ``b`` broadcast over ``x``):
+    the backward pass of :class:`_ResolutionLoss` and :class:`_ResolutionSums`. Bins whose magnitude was
+    clamped to ``sqrt(eps)`` get no gradient."""
+    floor = torch.tensor(eps, dtype=x.dtype, device=x.device).sqrt()  # the clamped magnitude, bit for bit
+    inv = torch.where(x > floor, x.reciprocal(), 0.0)  # no gradient through clamped bins
+    scale = torch.sign(d).mul_(inv).mul_(b).add_(d * a).mul_(inv)  # (d loss / dx) / x
+    return _stft_adjoint(spec, scale.view(spec.shape), window, n_fft, hop, length)
 
 
 # ------------------------------------------------------------------------------------ MR-STFT
@@ -239,12 +273,13 @@ class MRSTFTLoss(nn.Module):
                 f"({longest}). Use longer excerpts or smaller fft_sizes."
             )
 
-    def _loss(self, pred: torch.Tensor, target: torch.Tensor, per_channel: bool = False) -> torch.Tensor:
-        """The loss (a scalar), or with ``per_channel`` one MR-STFT loss per channel, shape (channels,)."""
+    def _each_resolution(self, pred: torch.Tensor, target: torch.Tensor, term):
+        """``term(xp, y, window, n_fft, hop)`` for each resolution in turn (a generator): ``xp`` the rows of
+        ``pred`` reflect-padded by ``n_fft // 2`` samples at both ends (torch.stft's ``center=True``),
+        ``(batch * channels, samples + 2 * (n_fft // 2))``; ``y`` the target's magnitudes ``(batch, channels,
+        bins, frames)``, without gradient; ``window`` the Hann window. What every STFT loss here is made of."""
         b, c, t = pred.shape
-        dims = (0, 2, 3) if per_channel else (0, 1, 2, 3)
         target = target.detach().to(pred.dtype)
-        total = 0.0
         for n_fft, hop, win in self.resolutions:
             window = _hann(win, pred.dtype, pred.device)
 
@@ -253,11 +288,38 @@ class MRSTFTLoss(nn.Module):
 
             with torch.no_grad():
                 y = _spectrum(padded(target), window, n_fft, hop, self.eps)[1]
-            y = y.view(b, c, *y.shape[1:])
-            total = total + _ResolutionLoss.apply(
-                padded(pred), y, window, n_fft, hop, self.eps, dims, self.w_sc, self.w_log_mag
-            )
+            yield term(padded(pred), y.view(b, c, *y.shape[1:]), window, n_fft, hop)
+
+    def _loss(self, pred: torch.Tensor, target: torch.Tensor, per_channel: bool = False) -> torch.Tensor:
+        """The loss (a scalar), or with ``per_channel`` one MR-STFT loss per channel, shape (channels,)."""
+        dims = (0, 2, 3) if per_channel else (0, 1, 2, 3)
+
+        def term(xp, y, window, n_fft, hop):
+            return _ResolutionLoss.apply(xp, y, window, n_fft, hop, self.eps, dims, self.w_sc, self.w_log_mag)
+
+        total = 0.0
+        for value in self._each_resolution(pred, target, term):
+            total = total + value
         return total / len(self.resolutions)
+
+    def _sums(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The sums the per-channel loss is made of, ``(resolutions, 4, channels)``: per resolution and channel
+        ``sum (|S_x| - |S_y|)^2``, ``sum |log |S_x| - log |S_y||``, ``sum |S_y|^2`` and the number of bins (over the
+        batch, bins and frames). The sums of slices of a batch add up to the whole batch's; :meth:`_from_sums`
+        turns them into the loss."""
+        def term(xp, y, window, n_fft, hop):
+            sq, logs = _ResolutionSums.apply(xp, y, window, n_fft, hop, self.eps)
+            return torch.stack([sq, logs, y.square().sum((0, 2, 3)), torch.full_like(sq, y.numel() // y.shape[1])])
+
+        return torch.stack(list(self._each_resolution(pred, target, term)))
+
+    def _from_sums(self, sums: torch.Tensor) -> torch.Tensor:
+        """The MR-STFT loss per channel, ``(channels,)``, from :meth:`_sums` (of a whole batch): the spectral
+        convergence ``sqrt(sum (|S_x| - |S_y|)^2 / sum |S_y|^2)`` and the mean log difference, averaged over the
+        resolutions, as :meth:`_loss` computes them from norms."""
+        sq, logs, y_sq, count = sums.unbind(1)
+        diff_norm = torch.where(sq > 0, sq, 1.0).sqrt() * (sq > 0)  # no infinite gradient at a perfect match
+        return (self.w_sc * diff_norm / y_sq.sqrt() + self.w_log_mag * logs / count).mean(0)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar loss; gradients flow to ``pred``."""
@@ -286,9 +348,26 @@ class StereoLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar loss; gradients flow to ``pred``."""
         self.mrstft._check(pred, target, channels=2)
-
-        def sum_diff(x):  # (B, 2, T): channel 0 = L + R, channel 1 = L - R
-            return torch.stack([x[:, 0] + x[:, 1], x[:, 0] - x[:, 1]], dim=1)
-
-        per_channel = self.mrstft._loss(sum_diff(pred), sum_diff(target), per_channel=True)
+        per_channel = self.mrstft._loss(_sum_diff(pred), _sum_diff(target), per_channel=True)
         return self.w_sum * per_channel[0] + self.w_diff * per_channel[1]
+
+    def global_loss(self, pred: torch.Tensor, target: torch.Tensor, total) -> torch.Tensor:
+        """The loss of a batch split into slices (one per process of a data-parallel run), from this slice's
+        ``pred`` and ``target`` ``(slice, 2, samples)``.
+
+        The spectral convergence is one ratio of norms over the whole batch and the log-magnitude term one
+        mean, so a mean of the slices' losses would be another objective. Instead each slice's sums per
+        resolution and channel (squared magnitude differences, log differences, squared target magnitudes,
+        bins) go through ``total``, which must add them up over the slices (``automix_lite.train``: an
+        all-reduce that gradients flow through), and the loss follows from the sums. With ``total = lambda t:
+        t`` it is :meth:`forward` of this batch, within float rounding (sums in place of norms), and so is
+        its gradient."""
+        self.mrstft._check(pred, target, channels=2)
+        m = self.mrstft
+        per_channel = m._from_sums(total(m._sums(_sum_diff(pred), _sum_diff(target))))
+        return self.w_sum * per_channel[0] + self.w_diff * per_channel[1]
+
+
+def _sum_diff(x: torch.Tensor) -> torch.Tensor:
+    """Stereo ``(B, 2, T)`` -> ``(B, 2, T)`` with channel 0 = L + R and channel 1 = L - R."""
+    return torch.stack([x[:, 0] + x[:, 1], x[:, 0] - x[:, 1]], dim=1)

@@ -1,12 +1,12 @@
 """Training the mixing models and the channel-chain proxy (taught in ``notebooks/13_training.ipynb``).
 
 One readable loop for the DMC, the Mix-Wave-U-Net and the neural proxy of the channel chain, driven by a JSON
-config (``DEFAULT_CONFIG`` lists every key of the mixing models, :data:`automix_lite.models.proxy.DEFAULT_CONFIG`
-those of ``"model": "proxy"``; ``configs/*.json`` are the recorded ones). Run one with
+config (``DEFAULT_CONFIG`` lists every key of the mixing models, :data:`PROXY_DEFAULT_CONFIG` those of
+``"model": "proxy"``; ``configs/*.json`` are the recorded ones). Run one with
 ``automix train CONFIG --out DIR``. The loop is a sequence of named steps (:func:`_setup`, :func:`_optimise`,
 :func:`_validate`, :func:`_save`, :func:`_summary`, :func:`_finish`); what differs between the model families
-(data, loss, schedule, validation) is a *part* they call (:class:`_MixingPart` here,
-:class:`automix_lite.models.proxy.TrainingPart` for the proxy). Every run writes the same files (``best.pt``,
+(data, loss, schedule, validation) is a *part* they call (:class:`_MixingPart` for the mixing models,
+:class:`_ProxyPart` for the proxy). Every run writes the same files (``best.pt``,
 ``last.pt`` in the checkpoint format ``automix-lite-model/1``, ``history.json``, ``loss_curve.png``) with the
 same history keys.
 
@@ -32,8 +32,9 @@ The mixing models (DMC, Mix-Wave-U-Net):
   masks and the loss are those of the global batch, so N processes train the weights one process would
   (see :func:`train`). Only rank 0 validates, logs and writes files.
 
-The proxy (``"model": "proxy"``, e.g. ``configs/proxy_cpu.json``): random patches of the bundled stems drawn
-on the fly by :func:`automix_lite.models.proxy.make_batch` from one seeded generator, the target rendered by the
+The proxy (``"model": "proxy"``, e.g. ``configs/proxy_cpu.json``; the model, its checkpoints and its Table-6
+evaluation are :mod:`automix_lite.models.proxy`, its training is all here): random patches of the bundled stems
+(:func:`proxy_stems`) drawn on the fly by :func:`proxy_batch` from one seeded generator, the target rendered by the
 DSP chain; loss L1 (+ ``stft_weight`` x MR-STFT); Adam with a plateau schedule (``lr_factor``, ``lr_patience``)
 stepped by the validation L1 on fixed VAL patches every ``val_every`` steps; ``init`` continues the weights and
 history of another proxy checkpoint for ``steps`` more steps; ``max_seconds`` ends a session early. It trains in
@@ -44,6 +45,7 @@ separate loop (``tests/test_train_proxy.py``).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import numbers
@@ -57,15 +59,16 @@ import torch
 
 from . import __version__, _checkpoint
 from ._checks import read_json
-from .losses import StereoLoss
+from .losses import MRSTFTLoss, StereoLoss
 
-__all__ = ["DEFAULT_CONFIG", "load_config", "build_model", "train", "save_checkpoint", "load_checkpoint",
-           "pretrain_encoder", "plot_history", "code_version", "lr_schedule", "main"]
+__all__ = ["DEFAULT_CONFIG", "PROXY_DEFAULT_CONFIG", "load_config", "build_model", "train", "save_checkpoint",
+           "load_checkpoint", "proxy_stems", "proxy_batch", "pretrain_encoder", "plot_history", "code_version",
+           "lr_schedule", "main"]
 
 CHECKPOINT_FORMAT = "automix-lite-model/1"
 
 DEFAULT_CONFIG = {
-    "model": "dmc",  # "dmc" or "wave_u_net" ("proxy": the keys of models.proxy.DEFAULT_CONFIG instead)
+    "model": "dmc",  # "dmc" or "wave_u_net" ("proxy": the keys of PROXY_DEFAULT_CONFIG instead)
     "model_args": {},  # keyword arguments of DMC(...) or MixWaveUNet(...)
     "task": "songs",  # "songs" or "drums"
     "engineer": "natural",
@@ -162,20 +165,65 @@ def _config_problems(cfg: dict) -> list:
     return problems
 
 
+PROXY_DEFAULT_CONFIG = {
+    "model": "proxy",
+    "preset": "tcn10", "channels": 16, "n_blocks": None, "kernel_size": None,
+    "steps": 1000, "batch_size": 8, "patch_seconds": 0.5, "sample_rate": 44100,
+    "lr": 3e-4, "lr_factor": 0.5, "lr_patience": 3, "grad_clip": 1.0, "mixup_alpha": 0.0,
+    "augment": True, "log_every": 25, "val_every": 100, "val_examples": 8, "max_seconds": None,
+    "seed": 0, "device": "auto", "threads": None, "init": None, "direct": False,
+    "stft_weight": 0.0,
+}
+"""The keys of a config of the channel-chain proxy (``"model": "proxy"``, :mod:`automix_lite.models.proxy`) and
+their defaults; a JSON config overrides any of them (:func:`load_config`, which checks every value). ``preset``,
+``channels``, ``n_blocks``, ``kernel_size``: the TCN (``TCN.preset``). ``init``: a proxy checkpoint to continue
+from (its weights and history; ``steps`` more steps, the optimiser and schedule start afresh). ``direct``: add the
+input to the TCN's output and start at the identity (``TCN(direct=True)``; the thesis' network has no such path).
+``stft_weight``: add that multiple of ``losses.MRSTFTLoss`` (Table 5 resolutions) to the L1 loss. ``lr_factor`` /
+``lr_patience``: the plateau schedule. ``max_seconds``: end a session after the step that passes it (``null``: no
+limit)."""
+
+_PROXY_WHOLE = {"steps": 1, "batch_size": 1, "lr_patience": 0, "log_every": 1, "val_every": 1, "val_examples": 1,
+                "seed": 0}
+_PROXY_REAL = {"patch_seconds": (0, None, False), "sample_rate": (0, None, False), "lr": (0, None, False),
+               "lr_factor": (0, 1, False), "grad_clip": (0, None, False), "mixup_alpha": (0, None, True),
+               "stft_weight": (0, None, True)}  # key: (low, high, low allowed)
+
+
+def _proxy_config_problems(cfg: dict) -> list:
+    """One message per bad value of a full proxy config (each names its key)."""
+    from .models.tcn import PRESETS
+
+    problems = _value_problems(cfg, {"model": ("proxy",), "preset": tuple(PRESETS)}, _PROXY_WHOLE, _PROXY_REAL)
+    if cfg["lr_factor"] == 1:
+        problems.append("lr_factor must be below 1 (the plateau schedule multiplies the learning rate by it); got 1")
+    for key in ("channels", "n_blocks", "kernel_size"):
+        v = cfg[key]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            problems.append(f"{key} must be null (the preset's) or a whole number >= 1; got {v!r}")
+    v = cfg["max_seconds"]
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+        problems.append(f"max_seconds must be null (no limit) or a positive number of seconds; got {v!r}")
+    for key in ("augment", "direct"):
+        if not isinstance(cfg[key], bool):
+            problems.append(f"{key} must be true or false; got {cfg[key]!r}")
+    if cfg["init"] is not None and (not isinstance(cfg["init"], str) or not cfg["init"]):
+        problems.append(f"init must be null or the path of a proxy checkpoint; got {cfg['init']!r}")
+    return problems + _runtime_problems(cfg)
+
+
 def _family(model) -> tuple:
     """``(defaults, checks)`` of a config naming ``model``: the proxy's, or the mixing models' (any other value,
     which :func:`_config_problems` then refuses unless it is ``"dmc"`` or ``"wave_u_net"``)."""
     if model == "proxy":
-        from .models import proxy
-
-        return proxy.DEFAULT_CONFIG, proxy.config_problems
+        return PROXY_DEFAULT_CONFIG, _proxy_config_problems
     return DEFAULT_CONFIG, _config_problems
 
 
 def load_config(path_or_dict, default_model: str = "dmc") -> dict:
     """The defaults of the config's ``model`` updated with a JSON file or dict, every value checked.
 
-    ``"model": "proxy"`` takes the keys of :data:`automix_lite.models.proxy.DEFAULT_CONFIG`, any other model
+    ``"model": "proxy"`` takes the keys of :data:`PROXY_DEFAULT_CONFIG`, any other model
     those of :data:`DEFAULT_CONFIG`; ``default_model`` is the model of a config that names none. Unknown keys
     and bad values raise one ``ValueError`` that lists every problem, each naming its key (types, ranges,
     ``steps`` and ``val_every`` >= 1, device names, model arguments)."""
@@ -455,8 +503,8 @@ class _Net(torch.nn.Module):
 
 def _loss(run, batch: dict, net, shard: bool = False) -> torch.Tensor:
     """The loss of ``batch`` through ``net``. ``shard`` (several processes): ``batch`` is this rank's slice and the
-    loss is that of the global batch (:func:`_global_stereo_loss`; the parameter loss's sums added over the
-    ranks too), the same value on every rank."""
+    loss is that of the global batch (:meth:`automix_lite.losses.StereoLoss.global_loss` with the ranks' sums
+    added up by :class:`_SumOverRanks`; the parameter loss's sums too), the same value on every rank."""
     device, cfg = run.device, run.cfg
     tracks, mask, target = batch["tracks"].to(device), batch["mask"].to(device), batch["mix"].to(device)
     y, pred = net(tracks, mask)
@@ -464,7 +512,7 @@ def _loss(run, batch: dict, net, shard: bool = False) -> torch.Tensor:
         def total(t):
             return _SumOverRanks.apply(t, run.dist)
 
-        loss = _global_stereo_loss(run.loss_fn, y, target, total)
+        loss = run.loss_fn.global_loss(y, target, total)
     else:
         def total(t):
             return t
@@ -602,76 +650,6 @@ class _SumOverRanks(torch.autograd.Function):
         return g, None
 
 
-class _STFTSums(torch.autograd.Function):
-    """One resolution of the MR-STFT loss as sums over this rank's slice, per channel: ``sum (|S_x| - |S_y|)^2``
-    and ``sum |log |S_x| - log |S_y||`` (``xp``: padded prediction rows, ``y``: target magnitudes ``(batch,
-    channels, bins, frames)``), with the backward pass of ``losses._ResolutionLoss`` (same adjoint STFT)."""
-
-    @staticmethod
-    def forward(ctx, xp, y, window, n_fft, hop, eps):
-        from .losses import _spectrum
-
-        spec, x = _spectrum(xp, window, n_fft, hop, eps)
-        x = x.view(y.shape)
-        d = x - y
-        ctx.save_for_backward(spec, x, d, window)
-        ctx.config = (n_fft, hop, eps, xp.shape[-1])
-        return d.square().sum((0, 2, 3)), torch.div(x, y).log_().abs_().sum((0, 2, 3))
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_sq, grad_log):
-        from .losses import _stft_adjoint
-
-        spec, x, d, window = ctx.saved_tensors
-        n_fft, hop, eps, length = ctx.config
-        group = (1, -1, 1, 1)
-        floor = torch.tensor(eps, dtype=x.dtype, device=x.device).sqrt()  # the clamped magnitude, bit for bit
-        inv = torch.where(x > floor, x.reciprocal(), 0.0)  # no gradient through clamped bins
-        scale = torch.sign(d).mul_(inv).mul_(grad_log.view(group)).add_(d * (2 * grad_sq).view(group)).mul_(inv)
-        return _stft_adjoint(spec, scale.view(spec.shape), window, n_fft, hop, length), None, None, None, None, None
-
-
-def _global_stereo_loss(loss_fn: StereoLoss, pred: torch.Tensor, target: torch.Tensor, total) -> torch.Tensor:
-    """``loss_fn`` (a :class:`StereoLoss`) of the global batch, from this rank's slice ``pred``, ``target``.
-
-    The MR-STFT's spectral convergence ``||S_x - S_y|| / ||S_y||`` is one ratio over the whole batch and its
-    log-magnitude term one mean, so a mean of the ranks' losses would be another objective. Each rank sums
-    its slice's squared differences, squared target magnitudes, log differences and bins per resolution and
-    channel (:class:`_STFTSums`); ``total`` adds those up over the ranks (:class:`_SumOverRanks`, one
-    all-reduce), and the loss follows as ``StereoLoss`` computes it. ``total = lambda t: t`` gives
-    ``loss_fn(pred, target)`` (a test checks it)."""
-    import torch.nn.functional as F
-
-    from .losses import _hann, _spectrum
-
-    m = loss_fn.mrstft
-    m._check(pred, target, channels=2)
-
-    def sum_diff(x):  # (B, 2, T): channel 0 = L + R, channel 1 = L - R
-        return torch.stack([x[:, 0] + x[:, 1], x[:, 0] - x[:, 1]], dim=1)
-
-    pred, target = sum_diff(pred), sum_diff(target).detach().to(pred.dtype)
-    b, c, t = pred.shape
-    local = []
-    for n_fft, hop, win in m.resolutions:
-        window = _hann(win, pred.dtype, pred.device)
-
-        def padded(x):  # torch.stft's center=True: reflect-pad n_fft // 2 samples at both ends
-            return F.pad(x.reshape(b * c, 1, t), (n_fft // 2, n_fft // 2), mode="reflect").squeeze(1)
-
-        with torch.no_grad():
-            y = _spectrum(padded(target), window, n_fft, hop, m.eps)[1]
-        y = y.view(b, c, *y.shape[1:])
-        sq, logs = _STFTSums.apply(padded(pred), y, window, n_fft, hop, m.eps)
-        local.append(torch.stack([sq, logs, y.square().sum((0, 2, 3)), torch.full_like(sq, y.numel() // c)]))
-    sums = total(torch.stack(local))  # (resolutions, 4, channels)
-    sq, logs, y_sq, count = sums.unbind(1)
-    diff_norm = torch.where(sq > 0, sq, 1.0).sqrt() * (sq > 0)  # no infinite gradient at a perfect match
-    per_channel = (m.w_sc * diff_norm / y_sq.sqrt() + m.w_log_mag * logs / count).mean(0)
-    return loss_fn.w_sum * per_channel[0] + loss_fn.w_diff * per_channel[1]
-
-
 class _GlobalBatchNorm(torch.nn.Module):
     """A BatchNorm layer (sharing its parameters and running statistics) whose training statistics are those of
     the global batch: sums over the ranks (two all-reduces: count and sum, then squared deviations), as
@@ -750,11 +728,11 @@ def _globalise(model: torch.nn.Module, dist):
             else:
                 continue
             setattr(parent, name, new)
-            swapped.append((parent, name, child))
+            swapped.append((parent, name, child, new))
 
     def restore():
-        for parent, name, child in swapped:
-            child.train(getattr(parent, name).training)
+        for parent, name, child, new in swapped:
+            child.train(new.training)
             setattr(parent, name, child)
 
     return restore
@@ -854,15 +832,15 @@ class _Run:
     ``step``, ``end_step`` (the last step: ``steps``, or a proxy's ``init`` steps plus ``steps``), ``spent``
     (seconds of earlier sessions), ``best``, ``t0``, ``out``, ``steps_override``, ``max_seconds`` (``None``: no
     limit) and ``part``: the model family's pieces of the steps (:class:`_MixingPart` or
-    :class:`automix_lite.models.proxy.TrainingPart`)."""
+    :class:`_ProxyPart`)."""
 
     def __init__(self, **state):
         self.__dict__.update(state)
 
 
 class _MixingPart:
-    """The DMC's and the Mix-Wave-U-Net's pieces of the loop's steps; :class:`automix_lite.models.proxy.TrainingPart`
-    has the same methods for the proxy.
+    """The DMC's and the Mix-Wave-U-Net's pieces of the loop's steps; :class:`_ProxyPart` has the same methods for
+    the proxy.
 
     ``batch``: this rank's slice of step ``step``'s seeded items of the TRAIN ``BundledDataset``; ``loss``: the stereo
     MR-STFT loss (plus the parameter loss) of the global batch; ``stepped``: the warm-up and cosine schedule, after
@@ -896,6 +874,217 @@ class _MixingPart:
 
     def set_state(self, state: dict) -> None:
         pass
+
+
+# ------------------------------------------------------------------ the channel-chain proxy's data and part
+
+
+@functools.lru_cache(maxsize=4)
+def _stems_of(split: str) -> tuple:
+    from . import data
+
+    stems = []
+    for task in ("songs", "drums"):
+        for entry in data.songs(task, split):
+            stems.extend(data.load_song(entry["id"])["tracks"])
+    return tuple(stems)
+
+
+def proxy_stems(split: str = "train") -> list:
+    """Every mono stem ``(T,)`` of the bundled songs and drum passages of ``split`` (decoded once, cached): what
+    the proxy's patches are drawn from (:func:`proxy_batch`; TRAIN for training, VAL for validation, TEST for
+    ``automix_lite.models.proxy.evaluate``)."""
+    return list(_stems_of(split))
+
+
+def _patch(stems, n: int, g: torch.Generator, silence_db: float, tries: int = 50) -> torch.Tensor:
+    for _ in range(tries):
+        s = stems[int(torch.randint(len(stems), (1,), generator=g))]
+        if s.shape[-1] < n:
+            continue
+        start = int(torch.randint(s.shape[-1] - n + 1, (1,), generator=g))
+        x = s[start:start + n]
+        if 10 * math.log10(float(x.square().mean()) + 1e-20) > silence_db:
+            return x
+    raise ValueError(f"found no patch of {n} samples louder than {silence_db} dBFS RMS in {tries} tries; "
+                     "give longer or louder stems, or lower silence_db.")
+
+
+def _augment(x: torch.Tensor, stems, g: torch.Generator, silence_db: float) -> torch.Tensor:
+    """Sec. 4.4: amplitude scaling, polarity inversion, mixing two samples, white noise, zeroed samples / block."""
+    def chance(p):
+        return float(torch.rand((), generator=g)) < p
+
+    def uniform(lo, hi):
+        return lo + (hi - lo) * float(torch.rand((), generator=g))
+
+    n = x.shape[-1]
+    if chance(0.25):
+        x = x + _patch(stems, n, g, silence_db)
+    x = x * 10 ** (uniform(-12.0, 6.0) / 20)
+    if chance(0.5):
+        x = -x
+    if chance(0.1):
+        x = x + 10 ** (uniform(-80.0, -50.0) / 20) * torch.randn(n, generator=g)
+    if chance(0.05):
+        x = x * (torch.rand(n, generator=g) > 0.01)
+    if chance(0.05):
+        length = int(uniform(0.0, 0.25) * n)
+        start = int(torch.randint(n - length + 1, (1,), generator=g))
+        x = x.clone()
+        x[start:start + length] = 0.0
+    return x / max(1.0, float(x.abs().max()))
+
+
+def proxy_batch(stems, batch_size: int, n_samples: int, generator: torch.Generator,
+                sample_rate: Optional[float] = None, active=None, augment: bool = True, mixup_alpha: float = 0.0,
+                silence_db: float = -50.0) -> dict:
+    """A batch of the proxy's data (sec. 4.4): ``{"x": (B, 1, T), "params": (B, P), "y": (B, 1, T)}`` with
+    ``y = proxy.channel_chain(x, sample_rate, params)`` (``automix_lite.models.proxy``).
+
+    Random patches of ``n_samples`` from ``stems`` (a list of ``(T,)`` tensors, e.g. :func:`proxy_stems`),
+    skipping those quieter than ``silence_db`` (RMS, dBFS), with the augmentations of sec. 4.4 when ``augment``;
+    fresh parameters (``proxy.sample_params``, the processors ``active``, default all of ``proxy.PROCESSORS``)
+    every call; ``sample_rate`` defaults to ``proxy.SAMPLE_RATE``. With ``mixup_alpha > 0`` each item is ``lambda
+    (x_i, y_i) + (1 - lambda) (x_j, y_j)`` (eqs. 4.15-4.16, ``lambda ~ Beta(alpha, alpha)``) where ``x_j`` is a
+    second patch processed with the same parameters. Deterministic given the generator. Training draws its
+    batches with it; with ``augment=False`` and a fixed seed it gives the fixed patches of validation and of the
+    Table-6 evaluation.
+    """
+    import numpy as np
+
+    from .models import proxy
+
+    if not stems:
+        raise ValueError("stems is empty: pass a list of (T,) tensors, e.g. train.proxy_stems('train').")
+    sample_rate = proxy.SAMPLE_RATE if sample_rate is None else sample_rate
+    active = proxy.PROCESSORS if active is None else active
+
+    def patches():
+        xs = [_patch(stems, n_samples, generator, silence_db) for _ in range(batch_size)]
+        if augment:
+            xs = [_augment(x, stems, generator, silence_db) for x in xs]
+        return torch.stack(xs).unsqueeze(1).float()
+
+    x = patches()
+    params = proxy.sample_params(batch_size, generator, active)
+    with torch.no_grad():
+        y = proxy.channel_chain(x, sample_rate, params)
+        if mixup_alpha > 0:
+            x2 = patches()
+            y2 = proxy.channel_chain(x2, sample_rate, params)
+            seed = int(torch.randint(2 ** 31, (1,), generator=generator))
+            lam = torch.from_numpy(np.random.default_rng(seed).beta(mixup_alpha, mixup_alpha, batch_size)).float()
+            lam = lam.view(-1, 1, 1)
+            x, y = lam * x + (1 - lam) * x2, lam * y + (1 - lam) * y2
+    return {"x": x, "params": params, "y": y.float()}
+
+
+def _proxy_optimiser(cfg: dict, params) -> tuple:
+    """``(Adam at lr, ReduceLROnPlateau(lr_factor, lr_patience))``: the proxy's optimiser and schedule (sec. 4.5)."""
+    opt = torch.optim.Adam(params, lr=cfg["lr"])
+    return opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg["lr_factor"], patience=cfg["lr_patience"])
+
+
+def _continue_proxy(path: str, model: torch.nn.Module) -> tuple:
+    """``init``: load the weights of the proxy checkpoint ``path`` into ``model``; returns ``(history lists,
+    steps done, seconds spent)`` of that checkpoint, which the run goes on from."""
+    from .models import proxy
+
+    previous = proxy.load_checkpoint(path)
+    try:
+        model.load_state_dict(previous["model"].state_dict())
+    except RuntimeError as err:
+        raise ValueError(f"init {path} does not fit the model of this config ({str(err).splitlines()[0]}); give the "
+                         "preset, channels and kernel_size it was trained with.") from None
+    h = previous["history"]
+    try:
+        return ({k: list(h[k]) for k in _HISTORY_LISTS}, int(h["steps_done"]), float(h["wall_seconds"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"init {path} has no complete training history ({type(err).__name__}: {err}); continue "
+                         "from a checkpoint that automix train wrote.") from None
+
+
+class _ProxyPart:
+    """The channel-chain proxy's pieces of the loop's steps (``"model": "proxy"``), built by :func:`_setup` after the
+    model, with the methods of :class:`_MixingPart`.
+
+    Data (sec. 4.4): ``batch`` draws ``batch_size`` fresh random patches of ``patch_seconds`` output plus the
+    receptive field from ``stems`` (default: every TRAIN stem, :func:`proxy_stems`) with :func:`proxy_batch` (its
+    augmentations and mixup), all from one generator seeded ``seed + done``; ``state`` / ``set_state`` carry that
+    generator through ``last.pt``. ``loss``: L1 (eq. 4.17) on the valid output samples plus ``stft_weight`` x
+    ``MRSTFTLoss``. ``stepped``: nothing (no per-step schedule). ``validate``: the L1 on ``val_examples`` fixed
+    patches of ``val_stems`` (default: the VAL stems; seed ``seed + 1``, no augmentation, all processors);
+    ``validated``: the plateau schedule steps on it at every ``val_every``-th step (not at a run's early end, so a
+    stopped and resumed run trains what a straight run does). ``extra``: the parameter names, in every checkpoint.
+    """
+
+    loss_name = "L1 (+ stft_weight x MR-STFT)"
+
+    def __init__(self, cfg: dict, model: torch.nn.Module, device, done: int = 0, data=None):
+        from .models import proxy
+        from .models.tcn import center_crop
+
+        if data is not None and (not isinstance(data, (tuple, list)) or len(data) != 2):
+            raise ValueError("data must be (train_stems, val_stems): two lists of mono (T,) tensors (or None for "
+                             "the bundled split).")
+        train_stems, val_stems = (None, None) if data is None else data
+        self.cfg, self.device, self.sr = cfg, device, cfg["sample_rate"]
+        self.stems = proxy_stems("train") if train_stems is None else list(train_stems)
+        val_stems = proxy_stems("val") if val_stems is None else list(val_stems)
+        self.n_out = round(cfg["patch_seconds"] * self.sr)
+        self.n_in = self.n_out + model.receptive_field - 1
+        self.generator = torch.Generator().manual_seed(cfg["seed"] + done)  # a continued run draws new batches
+        self.val = proxy_batch(val_stems, cfg["val_examples"], self.n_in, torch.Generator().manual_seed(cfg["seed"] + 1),
+                               self.sr, augment=False)
+        self.val_y = center_crop(self.val["y"], self.n_out)
+        self.mrstft = MRSTFTLoss().to(device)
+        self.extra = {"names": list(proxy.NAMES)}
+
+    def describe(self, model, device, start: int, end: int) -> str:
+        c, rf = self.cfg, model.receptive_field
+        return (f"proxy: {c['preset']} channels={c['channels']} rf={rf} ({1000 * rf / self.sr:.1f} ms) "
+                f"params={_n_trainable(model)} device={device} in={self.n_in} out={self.n_out} samples, steps "
+                f"{start + 1}-{end}")
+
+    def batch(self, run, step: int) -> dict:
+        c = self.cfg
+        return proxy_batch(self.stems, c["batch_size"], self.n_in, self.generator, self.sr, augment=c["augment"],
+                           mixup_alpha=c["mixup_alpha"])
+
+    def loss(self, run, batch: dict, net) -> torch.Tensor:
+        from .models.tcn import center_crop
+
+        pred = net(batch["x"].to(self.device), batch["params"].to(self.device))
+        target = center_crop(batch["y"].to(self.device), self.n_out)
+        loss = (pred - target).abs().mean()
+        if self.cfg["stft_weight"]:
+            loss = loss + self.cfg["stft_weight"] * self.mrstft(pred, target)
+        return loss
+
+    def stepped(self, run) -> None:
+        pass
+
+    def validate(self, run) -> float:
+        from .models import proxy
+
+        return float((proxy.predict(run.model, self.val["x"], self.val["params"]) - self.val_y).abs().mean())
+
+    def validated(self, run, step: int, value: float) -> None:
+        if step % self.cfg["val_every"] == 0:
+            run.sched.step(value)
+
+    def state(self) -> dict:
+        return {"data_rng": self.generator.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        self.generator.set_state(state["data_rng"])
+
+
+def _n_trainable(model: torch.nn.Module) -> int:
+    """The number of trainable parameters of ``model`` (those that require a gradient: a DMC's frozen proxy does not
+    count), as every training run reports it."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _resume_state(out: Optional[str], cfg: dict) -> dict:
@@ -949,7 +1138,7 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
     The proxy (``"model": "proxy"``, one process): Adam and the plateau schedule, ``init`` (another proxy
     checkpoint's weights and history, the step count going on from its ``steps_done``), then, as its first loop
     did, the global random state seeded again with ``seed + steps done`` and its data part
-    (:class:`automix_lite.models.proxy.TrainingPart`, ``data`` = its stems) with a generator seeded the same."""
+    (:class:`_ProxyPart`, ``data`` = its stems) with a generator seeded the same."""
     rank, world = (0, 1) if dist is None else (dist.rank, dist.world)
     is_proxy = cfg["model"] == "proxy"
     if is_proxy and dist is not None:
@@ -963,9 +1152,7 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
     model = build_model(cfg).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if is_proxy:
-        from .models import proxy
-
-        opt, sched = proxy.optimiser(cfg, params)
+        opt, sched = _proxy_optimiser(cfg, params)
     else:
         opt_cls = torch.optim.AdamW if cfg["optimizer"] == "adamw" else torch.optim.Adam
         opt = opt_cls(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"] if cfg["optimizer"] == "adamw" else 0.0)
@@ -989,12 +1176,12 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
             history["encoder_pretrain"] = state["encoder_pretrain"]
         start_step, spent, best, end_step = state["step"], state["spent"], state["best"], state["end_step"]
     elif is_proxy and cfg["init"]:
-        history, start_step, spent = proxy.continue_from(cfg["init"], model)
+        history, start_step, spent = _continue_proxy(cfg["init"], model)
         end_step = start_step + cfg["steps"]
     if is_proxy:
         if not resume:
             torch.manual_seed(cfg["seed"] + start_step)  # a continued run draws new batches
-        part = proxy.TrainingPart(cfg, model, device, start_step, data)
+        part = _ProxyPart(cfg, model, device, start_step, data)
         if state is not None:
             try:
                 part.set_state(state["part"])
@@ -1030,7 +1217,7 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
         ids = [device.index] if device.type == "cuda" else None
         net = DistributedDataParallel(local, device_ids=ids, output_device=device.index if ids else None)
     ranks = f", {world} processes x {per_rank} items" if world > 1 else ""
-    log(f"{cfg['model']} {cfg['model_args']} on {cfg['task']}: {getattr(model, 'n_params', 0):,} trainable parameters, "
+    log(f"{cfg['model']} {cfg['model_args']} on {cfg['task']}: {_n_trainable(model):,} trainable parameters, "
         f"device {device}{' (bfloat16 autocast)' if amp else ''}{ranks}, steps {start_step + 1}-{cfg['steps']}")
     return _Run(cfg=cfg, device=device, amp=amp, dist=dist, rank=rank, world=world, per_rank=per_rank, model=model,
                 local=local, net=net, restore=restore, params=params, opt=opt, sched=sched, loss_fn=loss_fn,

@@ -206,6 +206,36 @@ def test_stereo_loss_gradcheck():
     assert torch.autograd.gradcheck(lambda p: loss(p, target), (pred.requires_grad_(True),))
 
 
+@pytest.mark.parametrize("kind", ["music", "noise"])
+def test_global_loss_from_slices_is_the_stereo_loss_of_the_whole_batch(kind):
+    """StereoLoss.global_loss (the loss of data-parallel training, automix_lite.train): each slice's sums, added up
+    by ``total``, give the loss of the whole batch, and the gradient of each slice is that slice's part of the whole
+    batch's gradient; on the whole batch with ``total`` the identity it is the loss itself."""
+    pred, target = _inputs(kind, torch.float64)  # a batch of two: two slices of one item
+    loss = L.StereoLoss(w_sum=0.7, w_diff=1.3, **OTHER)
+    value, grad = _value_and_grad(loss, pred, target)
+    joined, joined_grad = _value_and_grad(lambda p, t: loss.global_loss(p, t, lambda s: s), pred, target)
+    assert float(joined) == pytest.approx(float(value), rel=1e-12) and _rel(joined_grad, grad) < 1e-10
+    sums = []
+    for i in range(2):
+        loss.global_loss(pred[i:i + 1], target[i:i + 1], lambda s: sums.append(s.detach()) or s)
+    for i in range(2):
+        def whole(p, t, i=i):  # this slice's sums plus the other slice's: what the ranks' all-reduce gives
+            return loss.global_loss(p, t, lambda s: s + sums[1 - i])
+
+        v, g = _value_and_grad(whole, pred[i:i + 1], target[i:i + 1])
+        assert float(v) == pytest.approx(float(value), rel=1e-12) and _rel(g, grad[i:i + 1]) < 1e-10
+    half = loss.global_loss(pred[:1], target[:1], lambda s: s)
+    assert float(half) != pytest.approx(float(value), rel=1e-3)  # one slice alone is not the batch's loss
+
+
+def test_global_loss_gradcheck():
+    loss = L.StereoLoss(w_sum=1.0, w_diff=0.5, fft_sizes=(64, 32), hop_sizes=(16, 12), win_lengths=(40, 32))
+    pred, target = _noise(2, 2, 160, seed=3), _noise(2, 2, 160, seed=4)
+    assert torch.autograd.gradcheck(lambda p: loss.global_loss(p, target, lambda s: 2 * s),
+                                    (pred.requires_grad_(True),))
+
+
 # ------------------------------------------------------------------------------------ errors
 
 

@@ -266,6 +266,41 @@ def test_dmc_analyses_windows_of_its_training_length():
     assert p["gain_db"].shape == (1, 2)
 
 
+def test_a_dmc_and_any_other_mixer_are_asked_about_the_same_windows():
+    """estimate_params has one window loop for every mixer: a DMC and a mixer that only wraps it (the protocol, no
+    DMC), with the same segment length, are asked about the same windows with the same masks (a track silent in a
+    window is masked there, a window in which every track is silent is skipped)."""
+    from automix_lite.inference import estimate_params
+
+    torch.manual_seed(0)
+    model = DMC("basic", **SMALL).eval()
+    model.segment_seconds = 0.25
+    x = tracks(1, 3, seconds=1.0)[0]
+    x[1, :int(0.5 * SR)] = 0  # track 1 silent in the first half
+    x[:, int(0.75 * SR):] = 0  # every track silent in the last window
+    seen = {"dmc": [], "other": []}
+    estimate = model.estimate
+
+    class Other:  # any mixer: the protocol's members, nothing of the DMC's
+        sample_rate, max_tracks, segment_seconds, has_params = model.sample_rate, None, 0.25, True
+
+        def estimate(self, t, m):
+            seen["other"].append((t, m))
+            return estimate(t, m)
+
+        def render(self, t, p, m=None):
+            return model.render(t, p, m)
+
+    model.estimate = lambda t, m: seen["dmc"].append((t, m)) or estimate(t, m)
+    with torch.no_grad():
+        estimate_params(model, x)
+        estimate_params(Other(), x)
+    assert len(seen["dmc"]) == len(seen["other"]) == 4  # ceil(1.0 / 0.25) + 1 windows, the silent one skipped
+    for (t, m), (u, n) in zip(seen["dmc"], seen["other"]):
+        assert torch.equal(t, u) and torch.equal(m, n)
+    assert [m[0].tolist() for _, m in seen["dmc"]][:2] == [[True, False, True]] * 2
+
+
 def test_encoder_pretraining_by_role_classification():
     from automix_lite.models.dmc import TrackEncoder
 

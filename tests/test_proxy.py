@@ -1,4 +1,5 @@
-"""Tests of automix_lite.models.proxy: parameters, DSP reference, proxy model, data, metrics, checkpoints."""
+"""Tests of automix_lite.models.proxy: parameters, DSP reference, proxy model, metrics, checkpoints (its training
+data and training: tests/test_train_proxy.py)."""
 
 import math
 
@@ -19,7 +20,7 @@ def stems(n=3, seconds=0.3, seed=0):
 
 def tiny():
     torch.manual_seed(0)
-    return P.build_model(P.load_config({"preset": "tiny", "channels": 4}))
+    return P.build_model({"preset": "tiny", "channels": 4})
 
 
 def test_normalize_round_trip_and_ranges():
@@ -87,19 +88,6 @@ def test_proxy_shapes_and_conditioning():
         assert (model(x, p) - model(x, -p)).abs().max() > 1e-4
 
 
-def test_make_batch_deterministic_shapes_and_targets():
-    s = stems()
-    a = P.make_batch(s, 3, 2048, torch.Generator().manual_seed(7), mixup_alpha=0.0)
-    b = P.make_batch(s, 3, 2048, torch.Generator().manual_seed(7), mixup_alpha=0.0)
-    assert a["x"].shape == a["y"].shape == (3, 1, 2048) and a["params"].shape == (3, P.N_PARAMS)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert torch.allclose(a["y"], P.channel_chain(a["x"], SR, a["params"]), atol=1e-6)
-    m = P.make_batch(s, 3, 2048, torch.Generator().manual_seed(7), mixup_alpha=0.4)
-    assert m["x"].shape == (3, 1, 2048) and not torch.equal(m["x"], a["x"])
-    with pytest.raises(ValueError, match="louder"):
-        P.make_batch([torch.zeros(5000)], 1, 2048, torch.Generator())
-
-
 def test_metrics_closed_forms():
     y = torch.stack(stems(2)).unsqueeze(1)[..., :8192]
     m = P.metrics(torch.zeros_like(y), y, SR)
@@ -120,7 +108,7 @@ def test_evaluate_layout():
 def test_checkpoint_round_trip_and_checksum(tmp_path):
     model = tiny().eval()
     path = str(tmp_path / "p.pt")
-    P.save_checkpoint(path, model, P.load_config({"preset": "tiny", "channels": 4}), {"a": 1.0})
+    P.save_checkpoint(path, model, {"preset": "tiny", "channels": 4}, {"a": 1.0})
     ck = P.load_checkpoint(path)
     x, p = torch.randn(1, 1, 600), P.sample_params(1, torch.Generator().manual_seed(8))
     with torch.no_grad():
@@ -133,24 +121,3 @@ def test_checkpoint_round_trip_and_checksum(tmp_path):
     torch.save(outer, path)
     with pytest.raises(ValueError, match="checksum"):
         P.load_checkpoint(path)
-
-
-def test_config_errors():
-    with pytest.raises(ValueError, match="unknown config key"):
-        P.load_config({"learning_rate": 1e-3})
-
-
-def test_train_logs_and_continues_from_a_checkpoint(tmp_path):
-    cfg = {"preset": "tiny", "channels": 4, "steps": 2, "batch_size": 2, "patch_seconds": 0.02, "log_every": 1,
-           "val_every": 1, "val_examples": 2}
-    model, hist = P.train(cfg, out=str(tmp_path / "a"), stems=stems(), val_stems=stems(seed=1), log=lambda s: None)
-    assert hist["step"] == [1, 2] and hist["steps_done"] == 2 and len(hist["val_loss"]) == 2
-    saved = P.load_checkpoint(str(tmp_path / "a" / "last.pt"))["model"]  # the files of every automix train run
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["best.pt", "history.json", "last.pt",
-                                                                   "loss_curve.png"]
-    x, p = torch.ones(1, 1, 300), torch.zeros(1, P.N_PARAMS)
-    with torch.no_grad():
-        assert torch.equal(saved(x, p), model(x, p))
-    _, more = P.train({**cfg, "steps": 1, "init": str(tmp_path / "a" / "last.pt")}, stems=stems(),
-                      val_stems=stems(seed=1), log=lambda s: None)
-    assert more["steps_done"] == 3 and more["step"] == [1, 2, 3] and more["wall_seconds"] > hist["wall_seconds"]

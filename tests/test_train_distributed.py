@@ -92,26 +92,6 @@ def test_two_processes_train_what_one_does_and_resume_under_torchrun(tmp_path, c
     assert (y1 - y2).abs().max() < 1e-5 and (p1["_track"] - p2["_track"]).abs().max() < 1e-5
 
 
-def test_global_batch_loss_from_slices_equals_the_loss():
-    """Each rank's sums of the MR-STFT (:func:`train._global_stereo_loss`), added up, give StereoLoss of the
-    whole batch, and its gradient."""
-    torch.manual_seed(0)
-    target = torch.randn(3, 2, 4096)
-    pred = (target + 0.3 * torch.randn(3, 2, 4096)).requires_grad_()
-    loss_fn = train.StereoLoss()
-    whole = loss_fn(pred, target)
-    grad, = torch.autograd.grad(whole, pred)
-    sums = []
-    for part in (slice(0, 1), slice(1, 3)):  # two "ranks" of unequal slices, sums collected
-        train._global_stereo_loss(loss_fn, pred[part].detach(), target[part], lambda t: sums.append(t) or t)
-    joined = train._global_stereo_loss(loss_fn, pred, target, lambda t: t)
-    split = train._global_stereo_loss(loss_fn, pred[0:1].detach(), target[0:1], lambda t: sums[0] + sums[1])
-    assert joined.item() == pytest.approx(whole.item(), rel=1e-5)
-    assert split.item() == pytest.approx(whole.item(), rel=1e-5)
-    g, = torch.autograd.grad(joined, pred)
-    assert (g - grad).abs().max() < 1e-6 * grad.abs().max() * 10
-
-
 def test_clear_errors_before_any_process_starts(tmp_path, capsys, monkeypatch):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))

@@ -32,15 +32,10 @@ def stems(n=3, seconds=0.3, seed=0):
             for k in range(n)]
 
 
-# The first loop's defaults and loop (models/proxy.py before issue 12), without its file writing.
-_FIRST_DEFAULTS = {
-    "preset": "tcn10", "channels": 16, "n_blocks": None, "kernel_size": None,
-    "steps": 1000, "batch_size": 8, "patch_seconds": 0.5, "sample_rate": SR,
-    "lr": 3e-4, "lr_factor": 0.5, "lr_patience": 3, "grad_clip": 1.0, "mixup_alpha": 0.0,
-    "augment": True, "log_every": 25, "val_every": 100, "val_examples": 8, "max_seconds": None,
-    "seed": 0, "device": "auto", "threads": None, "init": None, "direct": False,
-    "stft_weight": 0.0,
-}
+# The first loop's defaults (the one loop's proxy config has the same keys and values, and "model", which the first
+# loop's configs did not have) and loop (models/proxy.py before issue 12), without its file writing; its data
+# generator, make_batch, is train.proxy_batch now.
+_FIRST_DEFAULTS = {k: v for k, v in train.PROXY_DEFAULT_CONFIG.items() if k != "model"}
 
 
 def _first_loop(config, stems, val_stems):
@@ -58,7 +53,8 @@ def _first_loop(config, stems, val_stems):
     rf = model.receptive_field
     n_out = round(cfg["patch_seconds"] * sr)
     n_in = n_out + rf - 1
-    val = P._examples(val_stems, cfg["val_examples"], n_in, cfg["seed"] + 1, P.PROCESSORS, sr)
+    val = train.proxy_batch(val_stems, cfg["val_examples"], n_in, torch.Generator().manual_seed(cfg["seed"] + 1), sr,
+                            P.PROCESSORS, augment=False)
     val_y = center_crop(val["y"], n_out)
     mrstft = MRSTFTLoss().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
@@ -66,7 +62,8 @@ def _first_loop(config, stems, val_stems):
     start, running = time.time(), []
     for step in range(1, cfg["steps"] + 1):
         model.train()
-        batch = P.make_batch(stems, cfg["batch_size"], n_in, g, sr, P.PROCESSORS, cfg["augment"], cfg["mixup_alpha"])
+        batch = train.proxy_batch(stems, cfg["batch_size"], n_in, g, sr, P.PROCESSORS, cfg["augment"],
+                                  cfg["mixup_alpha"])
         pred = model(batch["x"].to(device), batch["params"].to(device))
         target = center_crop(batch["y"].to(device), n_out)
         loss = (pred - target).abs().mean()
@@ -129,9 +126,52 @@ def test_the_one_loop_trains_the_first_loops_weights_bit_for_bit(tmp_path):
     assert min(hist["lr"]) < TINY["lr"]  # the plateau schedule acted
     saved = train.load_checkpoint(str(tmp_path / "run" / "last.pt"))
     assert all(torch.equal(v, saved["model"].state_dict()[k]) for k, v in new.state_dict().items())
-    # the thin alias proxy.train runs the same loop
-    alias, _ = P.train(TINY, stems=s, val_stems=vs, log=lambda line: None)
-    assert _state_sha(alias) == _state_sha(new)
+
+
+def test_proxy_batch_deterministic_shapes_and_targets():
+    s = stems()
+    a = train.proxy_batch(s, 3, 2048, torch.Generator().manual_seed(7), mixup_alpha=0.0)
+    b = train.proxy_batch(s, 3, 2048, torch.Generator().manual_seed(7), mixup_alpha=0.0)
+    assert a["x"].shape == a["y"].shape == (3, 1, 2048) and a["params"].shape == (3, P.N_PARAMS)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.allclose(a["y"], P.channel_chain(a["x"], SR, a["params"]), atol=1e-6)
+    m = train.proxy_batch(s, 3, 2048, torch.Generator().manual_seed(7), mixup_alpha=0.4)
+    assert m["x"].shape == (3, 1, 2048) and not torch.equal(m["x"], a["x"])
+    eq = train.proxy_batch(s, 2, 2048, torch.Generator().manual_seed(7), augment=False, active=("eq",))
+    assert torch.equal(eq["params"], P.bypass(eq["params"], ("eq",)))  # the compressor and reverb bypassed
+    with pytest.raises(ValueError, match="louder"):
+        train.proxy_batch([torch.zeros(5000)], 1, 2048, torch.Generator())
+    with pytest.raises(ValueError, match="stems is empty"):
+        train.proxy_batch([], 1, 2048, torch.Generator())
+
+
+def test_proxy_training_logs_and_continues_from_a_checkpoint(tmp_path):
+    cfg = {"model": "proxy", "preset": "tiny", "channels": 4, "steps": 2, "batch_size": 2, "patch_seconds": 0.02,
+           "log_every": 1, "val_every": 1, "val_examples": 2}
+    lines = []
+    quiet = dict(progress=False, log=lines.append, data=(stems(), stems(seed=1)))
+    model, hist = train.train(cfg, out=str(tmp_path / "a"), **quiet)
+    assert hist["step"] == [1, 2] and hist["steps_done"] == 2 and len(hist["val_loss"]) == 2
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert f"params={trainable} " in lines[0]
+    saved = P.load_checkpoint(str(tmp_path / "a" / "last.pt"))["model"]  # the files of every automix train run
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["best.pt", "history.json", "last.pt",
+                                                                   "loss_curve.png"]
+    x, p = torch.ones(1, 1, 300), torch.zeros(1, P.N_PARAMS)
+    with torch.no_grad():
+        assert torch.equal(saved(x, p), model(x, p))
+    _, more = train.train({**cfg, "steps": 1, "init": str(tmp_path / "a" / "last.pt")}, **quiet)
+    assert more["steps_done"] == 3 and more["step"] == [1, 2, 3] and more["wall_seconds"] > hist["wall_seconds"]
+
+
+def test_a_mixing_run_reports_its_trainable_parameters():
+    """The one loop counts the trainable parameters of every model family itself (the proxy's: above)."""
+    cfg = {"model": "dmc", "model_args": {"console": "basic", "dim": 8, "widths": [4, 8], "hidden": 16}, "steps": 1,
+           "batch_size": 1, "segment_seconds": 0.5, "val_items": 1, "warmup_steps": 0, "threads": 1}
+    lines = []
+    model, _ = train.train(cfg, progress=False, log=lines.append)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert any(f": {trainable:,} trainable parameters" in line for line in lines), lines
 
 
 def test_a_stopped_and_resumed_proxy_run_trains_what_a_straight_run_does(tmp_path):
@@ -212,7 +252,9 @@ def test_proxy_configs_are_checked_like_every_config(tmp_path):
         train.load_config({"preset": "tiny", "stft_weight": 0.1})
     with pytest.raises(ValueError, match="unknown config key.*keys of the DMC"):
         train.load_config({"model": "proxy", "model_args": {}})
-    assert P.load_config({"preset": "tiny"})["model"] == "proxy"  # the proxy's loader: "model" may be left out
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['learning_rate'\]"):
+        train.load_config({"learning_rate": 1e-3}, default_model="proxy")
+    assert train.load_config({"preset": "tiny"}, default_model="proxy")["model"] == "proxy"  # as proxy files do
     for path in ("configs/proxy_cpu.json", "configs/proxy_full.json"):
         cfg = train.load_config(os.path.join(ROOT, path))
         assert cfg["model"] == "proxy" and type(train.build_model(cfg)).__name__ == "TCN"
@@ -228,7 +270,16 @@ def test_the_models_package_does_not_shadow_train_evaluation_or_metrics():
 
     for name in ("train", "evaluate", "evaluation", "load_checkpoint", "save_checkpoint", "metrics", "load_config"):
         assert not hasattr(models, name), name
-    assert models.proxy is P and callable(P.train) and callable(P.evaluate)
+    assert models.proxy is P and callable(P.evaluate)
+
+
+def test_proxy_training_lives_in_train_only():
+    """models/proxy.py is the model (parameters, DSP chain, TCN, checkpoints, Table 6); its training (config, data,
+    optimiser, part of the loop) is automix_lite.train's, under the names there."""
+    for name in ("train", "DEFAULT_CONFIG", "load_config", "config_problems", "TrainingPart", "optimiser",
+                 "continue_from", "make_batch", "training_stems", "_examples", "_patch", "_augment", "_stems_of"):
+        assert not hasattr(P, name), name
+    assert callable(train.proxy_batch) and callable(train.proxy_stems) and train.PROXY_DEFAULT_CONFIG["model"] == "proxy"
 
 
 def test_automix_train_trains_the_bundled_proxy_config(tmp_path, capsys):
@@ -290,7 +341,7 @@ def test_proxy_card_still_writes_the_card(tmp_path, monkeypatch):
     assert "Intel(R) Xeon(R) Processor" in (tmp_path / "benchmarks" / "PROXY_RESULTS.md").read_text()
 
 
-def test_the_proxy_command_line_evaluates_and_aliases_automix_train(tmp_path):
+def test_the_proxy_command_line_evaluates_and_aliases_automix_train(tmp_path, capsys):
     import shutil
 
     path = str(tmp_path / "p.pt")
@@ -302,7 +353,15 @@ def test_the_proxy_command_line_evaluates_and_aliases_automix_train(tmp_path):
     assert _state_sha(after["model"]) == _state_sha(before["model"])
     assert (after["extra"], after["code_version"], after["history"]) == (before["extra"], before["code_version"],
                                                                         before["history"])
+    # "python -m automix_lite.models.proxy train" is automix train, its arguments and its messages
     config = tmp_path / "c.json"
-    config.write_text(json.dumps({"preset": "tiny", "steps": 0}))  # "model" may be left out here
-    with pytest.raises(SystemExit, match="train: error: .*steps must be a whole number >= 1; got 0"):
-        P.main(["train", str(config), "--out", str(tmp_path / "run")])
+    config.write_text(json.dumps({"model": "proxy", "preset": "tiny", "steps": 0}))
+    capsys.readouterr()
+    assert P.main(["train", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "automix: error: " in err and "steps must be a whole number >= 1; got 0" in err
+    assert not (tmp_path / "run").exists()
+    config.write_text(json.dumps({"preset": "tiny", "steps": 1, "batch_size": 1, "patch_seconds": 0.05,
+                                  "val_examples": 1}))
+    assert P.main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert 'add "model": "proxy"' in capsys.readouterr().err

@@ -28,6 +28,7 @@ def _cpu() -> str:
 def main() -> None:
     import torch
 
+    from automix_lite import train
     from automix_lite.data.bundled import file_sha256
     from automix_lite.models import proxy
 
@@ -59,8 +60,8 @@ def main() -> None:
                + (f"; not in {', '.join(worse)}." if worse else ".")
                + f" Combined case: ESR {t6['combined']['ESR'][0]:.3f} (dry {dry['combined']['ESR'][0]:.3f}, thesis "
                f"TCN-20 0.292), MR-STFT {t6['combined']['MR-STFT'][0]:.3f} (dry {dry['combined']['MR-STFT'][0]:.3f}).")
-    n_train = len(proxy.training_stems("train"))
-    n_test = len(proxy.training_stems("test"))
+    n_train = len(train.proxy_stems("train"))
+    n_test = len(train.proxy_stems("test"))
     card = f"""# Model card: `proxy_channel.pt` (neural proxy of the channel chain)
 
 A FiLM-conditioned TCN (`automix_lite.models.TCN`) that imitates the channel chain parametric EQ -> compressor ->

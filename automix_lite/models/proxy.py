@@ -228,63 +228,6 @@ def channel_chain(x: torch.Tensor, sample_rate: float, params_norm: torch.Tensor
 # model and checkpoints
 # --------------------------------------------------------------------------------------------
 
-DEFAULT_CONFIG = {
-    "model": "proxy",
-    "preset": "tcn10", "channels": 16, "n_blocks": None, "kernel_size": None,
-    "steps": 1000, "batch_size": 8, "patch_seconds": 0.5, "sample_rate": SAMPLE_RATE,
-    "lr": 3e-4, "lr_factor": 0.5, "lr_patience": 3, "grad_clip": 1.0, "mixup_alpha": 0.0,
-    "augment": True, "log_every": 25, "val_every": 100, "val_examples": 8, "max_seconds": None,
-    "seed": 0, "device": "auto", "threads": None, "init": None, "direct": False,
-    "stft_weight": 0.0,
-}
-"""The keys of a proxy's training config (``"model": "proxy"``) and their defaults; a JSON config overrides
-any of them (``automix_lite.train.load_config``, which checks every value). ``init``: a proxy checkpoint to
-continue from (its weights and history; ``steps`` more steps, the optimiser and schedule start afresh).
-``direct``: add the input to the TCN's output and start at the identity (``TCN(direct=True)``; the thesis'
-network has no such path). ``stft_weight``: add that multiple of ``losses.MRSTFTLoss`` (Table 5 resolutions) to
-the L1 loss. ``lr_factor`` / ``lr_patience``: the plateau schedule. ``max_seconds``: end a session after the
-step that passes it (``null``: no limit)."""
-
-_CHOICES = {"model": ("proxy",), "preset": tuple(PRESETS)}
-_WHOLE = {"steps": 1, "batch_size": 1, "lr_patience": 0, "log_every": 1, "val_every": 1, "val_examples": 1, "seed": 0}
-_REAL = {"patch_seconds": (0, None, False), "sample_rate": (0, None, False), "lr": (0, None, False),
-         "lr_factor": (0, 1, False), "grad_clip": (0, None, False), "mixup_alpha": (0, None, True),
-         "stft_weight": (0, None, True)}  # key: (low, high, low allowed)
-
-
-def config_problems(cfg: dict) -> list:
-    """One message per bad value of a full proxy config, each naming its key (``train.load_config`` raises them)."""
-    from .. import train
-
-    problems = train._value_problems(cfg, _CHOICES, _WHOLE, _REAL)
-    if cfg["lr_factor"] == 1:
-        problems.append("lr_factor must be below 1 (the plateau schedule multiplies the learning rate by it); got 1")
-    for key in ("channels", "n_blocks", "kernel_size"):
-        v = cfg[key]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            problems.append(f"{key} must be null (the preset's) or a whole number >= 1; got {v!r}")
-    v = cfg["max_seconds"]
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
-        problems.append(f"max_seconds must be null (no limit) or a positive number of seconds; got {v!r}")
-    for key in ("augment", "direct"):
-        if not isinstance(cfg[key], bool):
-            problems.append(f"{key} must be true or false; got {cfg[key]!r}")
-    if cfg["init"] is not None and (not isinstance(cfg["init"], str) or not cfg["init"]):
-        problems.append(f"init must be null or the path of a proxy checkpoint; got {cfg['init']!r}")
-    return problems + train._runtime_problems(cfg)
-
-
-def load_config(path_or_dict) -> dict:
-    """``DEFAULT_CONFIG`` updated with a JSON file or a dict (``"model"`` may be left out), every value checked by
-    ``automix_lite.train.load_config``; unknown keys and bad values raise a ``ValueError`` naming them."""
-    from .. import train
-
-    cfg = train.load_config(path_or_dict, default_model="proxy")
-    if cfg["model"] != "proxy":
-        raise ValueError(f"the config describes a {cfg['model']!r} model, not the channel-chain proxy "
-                         "(\"model\": \"proxy\"); train it with `automix train CONFIG --out DIR`.")
-    return cfg
-
 
 def build_model(config: dict) -> TCN:
     """The TCN of ``config`` (preset with optional ``channels`` / ``n_blocks`` / ``kernel_size``), ``cond_dim = P``."""
@@ -303,8 +246,12 @@ def save_checkpoint(path: str, model: TCN, config: dict, metrics: Optional[dict]
     """
     from .. import train
 
-    return train.save_checkpoint(path, model, load_config(config), history, metrics,
-                                 extra={**(extra or {}), "names": list(NAMES)}, version=version)
+    cfg = train.load_config(config, default_model="proxy")
+    if cfg["model"] != "proxy":
+        raise ValueError(f"the config describes a {cfg['model']!r} model, not the channel-chain proxy "
+                         "(\"model\": \"proxy\"); train it with `automix train CONFIG --out DIR`.")
+    return train.save_checkpoint(path, model, cfg, history, metrics, extra={**(extra or {}), "names": list(NAMES)},
+                                 version=version)
 
 
 LEGACY_FORMAT = "automix-lite-proxy-1"
@@ -386,100 +333,6 @@ def load_proxy(path: str = BUNDLED_CHECKPOINT) -> TCN:
 
 
 # --------------------------------------------------------------------------------------------
-# data (sec. 4.4)
-# --------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def _stems_of(split: str) -> tuple:
-    from .. import data
-
-    stems = []
-    for task in ("songs", "drums"):
-        for entry in data.songs(task, split):
-            stems.extend(data.load_song(entry["id"])["tracks"])
-    return tuple(stems)
-
-
-def training_stems(split: str = "train") -> list:
-    """Every mono stem ``(T,)`` of the bundled songs and drum passages of ``split`` (decoded once, cached)."""
-    return list(_stems_of(split))
-
-
-def _patch(stems, n: int, g: torch.Generator, silence_db: float, tries: int = 50) -> torch.Tensor:
-    for _ in range(tries):
-        s = stems[int(torch.randint(len(stems), (1,), generator=g))]
-        if s.shape[-1] < n:
-            continue
-        start = int(torch.randint(s.shape[-1] - n + 1, (1,), generator=g))
-        x = s[start:start + n]
-        if 10 * math.log10(float(x.square().mean()) + 1e-20) > silence_db:
-            return x
-    raise ValueError(f"found no patch of {n} samples louder than {silence_db} dBFS RMS in {tries} tries; "
-                     "give longer or louder stems, or lower silence_db.")
-
-
-def _augment(x: torch.Tensor, stems, g: torch.Generator, silence_db: float) -> torch.Tensor:
-    """Sec. 4.4: amplitude scaling, polarity inversion, mixing two samples, white noise, zeroed samples / block."""
-    def chance(p):
-        return float(torch.rand((), generator=g)) < p
-
-    def uniform(lo, hi):
-        return lo + (hi - lo) * float(torch.rand((), generator=g))
-
-    n = x.shape[-1]
-    if chance(0.25):
-        x = x + _patch(stems, n, g, silence_db)
-    x = x * 10 ** (uniform(-12.0, 6.0) / 20)
-    if chance(0.5):
-        x = -x
-    if chance(0.1):
-        x = x + 10 ** (uniform(-80.0, -50.0) / 20) * torch.randn(n, generator=g)
-    if chance(0.05):
-        x = x * (torch.rand(n, generator=g) > 0.01)
-    if chance(0.05):
-        length = int(uniform(0.0, 0.25) * n)
-        start = int(torch.randint(n - length + 1, (1,), generator=g))
-        x = x.clone()
-        x[start:start + length] = 0.0
-    return x / max(1.0, float(x.abs().max()))
-
-
-def make_batch(stems, batch_size: int, n_samples: int, generator: torch.Generator,
-               sample_rate: float = SAMPLE_RATE, active: Sequence[str] = PROCESSORS, augment: bool = True,
-               mixup_alpha: float = 0.0, silence_db: float = -50.0) -> dict:
-    """A training batch: ``{"x": (B, 1, T), "params": (B, P), "y": (B, 1, T)}`` with ``y = channel_chain(x, params)``.
-
-    Random patches of ``n_samples`` from ``stems`` (a list of ``(T,)`` tensors), skipping those quieter
-    than ``silence_db`` (RMS, dBFS), with the augmentations of sec. 4.4 when ``augment``; fresh
-    parameters (``sample_params``, ``active``) every call. With ``mixup_alpha > 0`` each item is
-    ``lambda (x_i, y_i) + (1 - lambda) (x_j, y_j)`` (eqs. 4.15-4.16, ``lambda ~ Beta(alpha, alpha)``)
-    where ``x_j`` is a second patch processed with the same parameters. Deterministic given the generator.
-    """
-    if not stems:
-        raise ValueError("stems is empty: pass a list of (T,) tensors, e.g. proxy.training_stems('train').")
-
-    def patches():
-        xs = [_patch(stems, n_samples, generator, silence_db) for _ in range(batch_size)]
-        if augment:
-            xs = [_augment(x, stems, generator, silence_db) for x in xs]
-        return torch.stack(xs).unsqueeze(1).float()
-
-    x = patches()
-    params = sample_params(batch_size, generator, active)
-    with torch.no_grad():
-        y = channel_chain(x, sample_rate, params)
-        if mixup_alpha > 0:
-            x2 = patches()
-            y2 = channel_chain(x2, sample_rate, params)
-            seed = int(torch.randint(2 ** 31, (1,), generator=generator))
-            lam = torch.from_numpy(np.random.default_rng(seed).beta(mixup_alpha, mixup_alpha, batch_size)).float()
-            lam = lam.view(-1, 1, 1)
-            x, y = lam * x + (1 - lam) * x2, lam * y + (1 - lam) * y2
-    return {"x": x, "params": params, "y": y.float()}
-
-
-# --------------------------------------------------------------------------------------------
 # metrics (sec. 4.6)
 # --------------------------------------------------------------------------------------------
 
@@ -520,11 +373,6 @@ def metrics(pred: torch.Tensor, target: torch.Tensor, sample_rate: float, mrstft
                 "MR-STFT": stft}
 
 
-def _examples(stems, n: int, n_samples: int, seed: int, active, sample_rate) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    return make_batch(stems, n, n_samples, g, sample_rate, active, augment=False)
-
-
 def predict(model: TCN, x: torch.Tensor, params_norm: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     """The proxy's output for ``x`` ``(B, 1, T)``: ``(B, 1, T - rf + 1)`` (valid convolutions), in eval mode, chunked."""
     model.eval()
@@ -538,18 +386,22 @@ def evaluate(model: TCN, n_examples: int = 20, seconds: float = 2.0, seed: int =
              cases=CASES, sample_rate: float = SAMPLE_RATE, stems=None, dry: bool = False) -> dict:
     """Table 6 on held-out stems: ``{case: {metric: (mean, std)}}`` for the four ``CASES``.
 
-    For each case, ``n_examples`` fixed patches (seeded by ``seed``, no augmentation) of the ``split``
-    stems, ``seconds`` of output plus the receptive field as context, fresh parameters with the other
-    processors bypassed; the target is the centre of ``channel_chain`` over the whole patch.
+    For each case, ``n_examples`` fixed patches (``automix_lite.train.proxy_batch`` seeded by ``seed``, no
+    augmentation) of the ``split`` stems (``train.proxy_stems``), ``seconds`` of output plus the receptive field
+    as context, fresh parameters with the other processors bypassed; the target is the centre of
+    ``channel_chain`` over the whole patch.
     ``dry=True`` scores the unprocessed input on the same patches instead of the model (the floor a
     useful proxy must beat).
     """
-    stems = training_stems(split) if stems is None else stems
+    from .. import train
+
+    stems = train.proxy_stems(split) if stems is None else stems
     rf = model.receptive_field
     n_out = round(seconds * sample_rate)
     out, mrstft = {}, MRSTFTLoss()
     for i, (case, active) in enumerate(cases):
-        ex = _examples(stems, n_examples, n_out + rf - 1, seed + i, active, sample_rate)
+        ex = train.proxy_batch(stems, n_examples, n_out + rf - 1, torch.Generator().manual_seed(seed + i), sample_rate,
+                               active, augment=False)
         pred = center_crop(ex["x"], n_out) if dry else predict(model, ex["x"], ex["params"])
         values = metrics(pred, center_crop(ex["y"], n_out), sample_rate, mrstft)
         out[case] = {m: (float(v.mean()), float(v.std()) if v.numel() > 1 else 0.0) for m, v in values.items()}
@@ -597,145 +449,25 @@ def gradient_agreement(model: TCN, x: torch.Tensor, params_norm: torch.Tensor, t
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# training (sec. 4.5): the proxy's part of automix_lite.train's loop
-# --------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    """``python -m automix_lite.models.proxy evaluate [CHECKPOINT]``: Table 6; ``... train CONFIG --out DIR
+    [options]`` is ``automix train`` (the one training loop, :mod:`automix_lite.train`), kept as an alias."""
+    import sys
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from ..cli import main as automix
 
-def optimiser(cfg: dict, params) -> tuple:
-    """``(Adam at lr, ReduceLROnPlateau(lr_factor, lr_patience))``: the proxy's optimiser and schedule (sec. 4.5)."""
-    opt = torch.optim.Adam(params, lr=cfg["lr"])
-    return opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg["lr_factor"], patience=cfg["lr_patience"])
-
-
-def continue_from(path: str, model: TCN) -> tuple:
-    """``init``: load the weights of the proxy checkpoint ``path`` into ``model``; returns ``(history lists,
-    steps done, seconds spent)`` of that checkpoint, which the run goes on from."""
-    from .. import train
-
-    previous = load_checkpoint(path)
-    try:
-        model.load_state_dict(previous["model"].state_dict())
-    except RuntimeError as err:
-        raise ValueError(f"init {path} does not fit the model of this config ({str(err).splitlines()[0]}); give the "
-                         "preset, channels and kernel_size it was trained with.") from None
-    h = previous["history"]
-    try:
-        return ({k: list(h[k]) for k in train._HISTORY_LISTS}, int(h["steps_done"]), float(h["wall_seconds"]))
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"init {path} has no complete training history ({type(err).__name__}: {err}); continue "
-                         "from a checkpoint that automix train wrote.") from None
-
-
-class TrainingPart:
-    """The proxy's pieces of the steps of ``automix_lite.train``'s loop (``"model": "proxy"``), built by its
-    ``_setup`` after the model, with the methods of ``train._MixingPart``.
-
-    Data (sec. 4.4): ``batch`` draws ``batch_size`` fresh random patches of ``patch_seconds`` output plus the
-    receptive field from ``stems`` (default: every TRAIN stem, ``training_stems``) with ``make_batch`` (its
-    augmentations and mixup), all from one generator seeded ``seed + done``; ``state`` / ``set_state`` carry that
-    generator through ``last.pt``. ``loss``: L1 (eq. 4.17) on the valid output samples plus ``stft_weight`` x
-    ``MRSTFTLoss``. ``stepped``: nothing (no per-step schedule). ``validate``: the L1 on ``val_examples`` fixed
-    patches of ``val_stems`` (default: the VAL stems; seed ``seed + 1``, no augmentation, all processors);
-    ``validated``: the plateau schedule steps on it at every ``val_every``-th step (not at a run's early end, so a
-    stopped and resumed run trains what a straight run does). ``extra``: the parameter names, in every checkpoint.
-    """
-
-    loss_name = "L1 (+ stft_weight x MR-STFT)"
-
-    def __init__(self, cfg: dict, model: TCN, device, done: int = 0, data=None):
-        if data is not None and (not isinstance(data, (tuple, list)) or len(data) != 2):
-            raise ValueError("data must be (train_stems, val_stems): two lists of mono (T,) tensors (or None for "
-                             "the bundled split).")
-        train_stems, val_stems = (None, None) if data is None else data
-        self.cfg, self.device, self.sr = cfg, device, cfg["sample_rate"]
-        self.stems = training_stems("train") if train_stems is None else list(train_stems)
-        val_stems = training_stems("val") if val_stems is None else list(val_stems)
-        self.n_out = round(cfg["patch_seconds"] * self.sr)
-        self.n_in = self.n_out + model.receptive_field - 1
-        self.generator = torch.Generator().manual_seed(cfg["seed"] + done)  # a continued run draws new batches
-        self.val = _examples(val_stems, cfg["val_examples"], self.n_in, cfg["seed"] + 1, PROCESSORS, self.sr)
-        self.val_y = center_crop(self.val["y"], self.n_out)
-        self.mrstft = MRSTFTLoss().to(device)
-        self.extra = {"names": list(NAMES)}
-
-    def describe(self, model: TCN, device, start: int, end: int) -> str:
-        c, rf = self.cfg, model.receptive_field
-        return (f"proxy: {c['preset']} channels={c['channels']} rf={rf} ({1000 * rf / self.sr:.1f} ms) "
-                f"params={model.n_params} device={device} in={self.n_in} out={self.n_out} samples, steps "
-                f"{start + 1}-{end}")
-
-    def batch(self, run, step: int) -> dict:
-        c = self.cfg
-        return make_batch(self.stems, c["batch_size"], self.n_in, self.generator, self.sr, PROCESSORS, c["augment"],
-                          c["mixup_alpha"])
-
-    def loss(self, run, batch: dict, net) -> torch.Tensor:
-        pred = net(batch["x"].to(self.device), batch["params"].to(self.device))
-        target = center_crop(batch["y"].to(self.device), self.n_out)
-        loss = (pred - target).abs().mean()
-        if self.cfg["stft_weight"]:
-            loss = loss + self.cfg["stft_weight"] * self.mrstft(pred, target)
-        return loss
-
-    def stepped(self, run) -> None:
-        pass
-
-    def validate(self, run) -> float:
-        return float((predict(run.model, self.val["x"], self.val["params"]) - self.val_y).abs().mean())
-
-    def validated(self, run, step: int, value: float) -> None:
-        if step % self.cfg["val_every"] == 0:
-            run.sched.step(value)
-
-    def state(self) -> dict:
-        return {"data_rng": self.generator.get_state()}
-
-    def set_state(self, state: dict) -> None:
-        self.generator.set_state(state["data_rng"])
-
-
-def train(config, out: Optional[str] = None, stems=None, val_stems=None, log=print, resume: bool = False,
-          overwrite: bool = False, steps: Optional[int] = None, progress: bool = False):
-    """Train a proxy with ``config`` (dict or JSON path, see ``DEFAULT_CONFIG``; ``"model"`` may be left out);
-    returns ``(model, history)``. The loop is ``automix_lite.train.train`` (the one of every model; this is
-    ``automix train CONFIG --out DIR``): Adam (``lr``, 3e-4 in the thesis), L1 loss (eq. 4.17; plus
-    ``stft_weight`` x MR-STFT) on the valid output samples, gradient-norm clipping, and ``ReduceLROnPlateau``
-    (``lr_factor`` after ``lr_patience`` validations without improvement) stepped on a fixed validation batch
-    (VAL stems) every ``val_every`` steps. Stops after ``steps`` or ``max_seconds``.
-
-    ``stems`` / ``val_stems``: lists of mono ``(T,)`` tensors instead of the bundled TRAIN / VAL stems. With
-    ``out`` the run's files go there (``last.pt``, ``best.pt``, ``history.json``, ``loss_curve.png``); ``resume``,
-    ``overwrite`` and ``steps`` as in ``automix_lite.train.train``.
-    """
-    from .. import train as loop
-
-    data = None if stems is None and val_stems is None else (stems, val_stems)
-    return loop.train(load_config(config), out=out, resume=resume, progress=progress, log=log, overwrite=overwrite,
-                      steps=steps, data=data)
-
-
-def main(argv=None) -> None:
+        return automix(argv)
     parser = argparse.ArgumentParser(prog="python -m automix_lite.models.proxy", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a proxy from a JSON config (the same as `automix train CONFIG --out DIR`)")
-    t.add_argument("config")
-    t.add_argument("--out", required=True, help="folder for last.pt, best.pt, history.json and loss_curve.png")
-    t.add_argument("--steps", type=int, help="train N steps instead of the config's")
-    t.add_argument("--resume", action="store_true", help="continue DIR/last.pt")
-    t.add_argument("--overwrite", action="store_true", help="replace the run already in DIR")
+    sub.add_parser("train", help="the same as `automix train CONFIG --out DIR [options]` (its arguments)")
     e = sub.add_parser("evaluate", help="Table 6 metrics of a checkpoint on the TEST stems")
     e.add_argument("checkpoint", nargs="?", default=BUNDLED_CHECKPOINT)
     e.add_argument("--examples", type=int, default=20)
     e.add_argument("--seconds", type=float, default=2.0)
     e.add_argument("--save", action="store_true", help="store the metrics (and the dry reference) in the checkpoint")
     args = parser.parse_args(argv)
-    if args.command == "train":
-        try:
-            train(args.config, out=args.out, resume=args.resume, overwrite=args.overwrite, steps=args.steps)
-        except (ValueError, OSError) as err:
-            raise SystemExit(f"{parser.prog} train: error: {err}") from None
-        return
     ck = load_checkpoint(args.checkpoint)
     results = evaluate(ck["model"], args.examples, args.seconds)
     dry = evaluate(ck["model"], args.examples, args.seconds, dry=True)
@@ -746,7 +478,10 @@ def main(argv=None) -> None:
         save_checkpoint(args.checkpoint, ck["model"], ck["config"],
                         {"table6": results, "dry": dry, "examples": args.examples, "seconds": args.seconds},
                         ck["history"], extra=ck["extra"], version=ck["code_version"])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(main())
