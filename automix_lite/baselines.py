@@ -29,6 +29,7 @@ import torch
 from .audio import _measure
 from .dsp.console import DEFAULT_PAN_LAW, SPEC_BY_NAME, _check_mask, _check_tracks, default_params, mix
 from .dsp.panning import pan_gains
+from .parameters import MixParams
 
 __all__ = ["mono_mix", "random_mix", "knowledge_mix", "MonoMixer", "RandomMixer", "KnowledgeMixer", "CENTRE_ROLES",
            "LEAD_BOOST_DB", "TRACK_LUFS", "MASTER_LUFS", "PEAK_CEILING_DB", "TARGET_RANGE_DB", "FIXED_PANS",
@@ -433,13 +434,13 @@ class MonoMixer(_Baseline):
     the pan law's centre attenuation undone); ``render`` is the plain masked sum on both channels, whatever
     ``params`` hold (the sum has nothing to set), so that it equals :func:`mono_mix` exactly."""
 
-    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> MixParams:
         tracks = _check_tracks(tracks)
         _check_mask(mask, tracks.shape[0], tracks.shape[1], tracks)
         centre = float(pan_gains(torch.tensor([0.5], dtype=torch.float64), self.pan_law)[0][0])
         params = _neutral(tracks)
         params["gain_db"].fill_(-20 * math.log10(centre))
-        return params
+        return MixParams(params, "full")
 
     def render(self, tracks: torch.Tensor, params: Optional[dict] = None, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         tracks = _check_tracks(tracks)
@@ -457,14 +458,14 @@ class RandomMixer(_Baseline):
         super().__init__(sample_rate, pan_law)
         self.seed, self.gain_range_db = int(seed), float(gain_range_db)
 
-    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> MixParams:
         tracks = _check_tracks(tracks)
         b, n, _ = tracks.shape
         g = torch.Generator().manual_seed(self.seed)
         params = _neutral(tracks)
         params["gain_db"] = ((torch.rand(b, n, generator=g, dtype=torch.float64) * 2 - 1) * self.gain_range_db).to(tracks)
         params["pan"] = torch.rand(b, n, generator=g, dtype=torch.float64).to(tracks)
-        return params
+        return MixParams(params, "full")
 
     def render(self, tracks: torch.Tensor, params: dict, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         return mix(_check_tracks(tracks), self.sample_rate, params, mask, self.pan_law, reverb=False)
@@ -481,8 +482,9 @@ class KnowledgeMixer(_Baseline):
         self.roles = None if roles is None else list(roles)
         self.tempo, self.lead_boost_db = tempo, float(lead_boost_db)
 
-    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
-        return knowledge_mix(tracks, self.sample_rate, self.roles, self.tempo, mask, self.lead_boost_db, self.pan_law)[1]
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> MixParams:
+        return MixParams(knowledge_mix(tracks, self.sample_rate, self.roles, self.tempo, mask, self.lead_boost_db,
+                                       self.pan_law)[1], "full")
 
     def render(self, tracks: torch.Tensor, params: dict, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         tracks = _check_tracks(tracks)

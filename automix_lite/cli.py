@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
@@ -101,17 +100,6 @@ def _check_outputs(stems_dir: str, outputs: list, overwrite: bool, inputs: list 
     return stems
 
 
-def _json_text(data: dict) -> str:
-    lines = []
-    for key, value in data.items():  # one line per track: easy to read and edit
-        if key == "tracks":
-            rows = ",\n".join(f"  {json.dumps(row, allow_nan=False)}" for row in value)
-            lines.append(f' "tracks": [\n{rows}\n ]')
-        else:
-            lines.append(f" {json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
 def _min_samples(model) -> int:
     """The shortest input a model can analyse: a DMC's log-mel front end needs more than half its FFT."""
     from .models.dmc import DMC
@@ -121,6 +109,7 @@ def _min_samples(model) -> int:
 
 def _mix(args) -> int:
     from . import audio, inference, pretrained
+    from . import parameters as param_files
     from ._checks import atomic_outputs
 
     outputs = [("--out", args.out)] + ([("--params-out", args.params_out)] if args.params_out else [])
@@ -146,15 +135,15 @@ def _mix(args) -> int:
     print(f"mixing {len(names)} stems ({t / sr:.1f} s at {sr} Hz) with {args.model}")
     mix, params = inference.mix_stems(model, tracks, block_seconds=args.block_seconds, sample_rate=sr, log=print)
     if has_params:
-        print(inference.params_table(params, names))
+        print(param_files.table(params, names))
     else:
         print("this model writes the mix directly: it has no parameters to show or edit.")
     with atomic_outputs([path for _, path in outputs], args.overwrite) as temps:  # both files or neither
         audio.save(temps[0], mix, sr, overwrite=True, subtype=subtype)
         if args.params_out:
-            data = inference.params_to_json(params, names, sr, model=args.model, pad=args.pad)
+            data = param_files.to_json(params, names, sr, model=args.model, pad=args.pad)
             with open(temps[1], "w") as f:
-                f.write(_json_text(data))
+                f.write(param_files.json_text(data))
     print(f"wrote {args.out} (stereo, 24-bit WAV-PCM)" if args.out.lower().endswith(".wav") else f"wrote {args.out}")
     if args.params_out:
         print(f"wrote {args.params_out}: edit it and run `automix render {args.stems} --params {args.params_out} "
@@ -164,20 +153,21 @@ def _mix(args) -> int:
 
 def _render(args) -> int:
     from . import audio, inference
+    from . import parameters as param_files
 
     stems = _check_outputs(args.stems, [("--out", args.out)], args.overwrite, [("the --params file", args.params)])
     for stem in stems:
         if _same(args.params, stem):
             raise ValueError(f"--params {args.params} is one of the stems.")
     _, subtype = audio.output_format(args.out, None)
-    params, names = inference.params_from_json(args.params)
-    sr = params["_sample_rate"]
-    tracks, found = inference.read_stems(args.stems, sample_rate=sr, pad=args.pad or params["_pad"])
+    file = param_files.read(args.params)
+    sr, names = file.sample_rate, file.names
+    tracks, found = inference.read_stems(args.stems, sample_rate=sr, pad=args.pad or file.pad)
     if found != names:
         raise ValueError(f"{args.params} describes the tracks {names} but {args.stems} holds {found}; "
                          "the names (and their order) must match.")
-    mix, gain_db = inference.limit_peak(inference.render_params(tracks, params, sr))
-    print(inference.params_table(params, names))
+    mix, gain_db = inference.limit_peak(inference.render_params(tracks, file.params, sr))
+    print(param_files.table(file.params, names))
     if gain_db:
         print(f"the mix peaked above {inference.CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does "
               "not clip.")

@@ -96,7 +96,7 @@ def model_mixer(model) -> Callable:
         y, params = mix_stems(model, ex["tracks"][0])
         if not model.has_params:
             return y[None], None
-        return y[None], {k: v.cpu() for k, v in params.items() if not k.startswith("_")} or None
+        return y[None], params.to("cpu")
 
     return run
 

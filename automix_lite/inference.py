@@ -8,8 +8,9 @@
   block, then renders block by block. The Mix-Wave-U-Net has no parameters: it runs on overlapping blocks
   joined by linear crossfades. Silent stems (RMS below ``SILENCE_DB``) are masked. The mix never clips:
   above ``ceiling_db`` it is scaled down, and the gain is reported.
-- :func:`params_table`, :func:`params_to_json`, :func:`params_from_json`, :func:`render_params`: read the
-  predicted parameters, edit them as JSON, and render the edited mix (``automix render``).
+- :func:`render_params`: render the predicted parameters after editing them (``automix render``); the
+  parameter files themselves are read and written by :mod:`automix_lite.parameters` (``read``, ``write``,
+  ``table``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from ._checks import read_json
+from .parameters import MixParams, as_params
 
-__all__ = ["AUDIO_EXTENSIONS", "SILENCE_DB", "CEILING_DB", "PARAMS_FORMAT", "stem_files", "read_stems",
-           "active_mask", "estimate_params", "mix_stems", "crossfade_weights", "limit_peak", "params_table", "params_to_json",
-           "params_from_json", "render_params", "console_kind"]
+__all__ = ["AUDIO_EXTENSIONS", "SILENCE_DB", "CEILING_DB", "stem_files", "read_stems", "active_mask",
+           "estimate_params", "mix_stems", "crossfade_weights", "limit_peak", "render_params"]
 
 AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".w64",
                     ".caf", ".au", ".snd", ".rf64")
@@ -37,9 +37,6 @@ SILENCE_DB = -60.0
 CEILING_DB = -1.0
 """Mixes peaking above this level (dBFS) are scaled down to it."""
 
-PARAMS_FORMAT = "automix-lite-params/1"
-
-_BASIC = ("gain_db", "pan")
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +245,7 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
         if t <= analysis_seconds * sr:
             length = t
     if t <= length:
-        return model.estimate(tracks.unsqueeze(0).to(dev), mask.unsqueeze(0).to(dev))
+        return as_params(model.estimate(tracks.unsqueeze(0).to(dev), mask.unsqueeze(0).to(dev)))
     starts = _windows(t, length, count)
     covered = torch.zeros(n, dtype=torch.bool)
     for s in starts:
@@ -265,15 +262,13 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
     weight, used = torch.zeros(n, 1), 0
     for m, out in _window_estimates(model, tracks, mask, starts, length, dev):
         w = m.to(torch.float32).unsqueeze(-1)
-        tr, bu = out["_track"][0].cpu(), out["_bus"][0].cpu()
+        tr, bu = out.controls[0][0].cpu(), out.controls[1][0].cpu()
         track_sum = tr * w if track_sum is None else track_sum + tr * w
         bus_sum = bu if bus_sum is None else bus_sum + bu
         weight, used = weight + w, used + 1
     track = (track_sum / weight.clamp_min(1.0)).unsqueeze(0).to(dev)
     bus = (bus_sum / used).unsqueeze(0).to(dev)
-    params = model.console.to_params(track, bus)
-    params["_track"], params["_bus"] = track, bus
-    return params
+    return MixParams(model.console.to_params(track, bus), model.console.kind, controls=(track, bus))
 
 
 def _window_estimates(model, tracks: torch.Tensor, mask: torch.Tensor, starts, length: int, dev):
@@ -302,11 +297,12 @@ def _average_estimates(model, tracks: torch.Tensor, mask: torch.Tensor, starts, 
                 sums[k], weights[k] = sums.get(k, 0) + v * w, weights.get(k, 0) + w
             else:
                 sums[k], weights[k] = sums.get(k, 0) + v, weights.get(k, 0) + 1.0
-    out = {}
+    kind = out.console if isinstance(out, MixParams) else None
+    avg = {}
     for k, v in sums.items():
         w = weights[k]
-        out[k] = (v / (w.clamp_min(1.0) if isinstance(w, torch.Tensor) else w)).float().to(dev)
-    return out
+        avg[k] = (v / (w.clamp_min(1.0) if isinstance(w, torch.Tensor) else w)).float().to(dev)
+    return MixParams(avg, kind)
 
 
 def crossfade_weights(t: int, block: int, margin: int = 0, fade: int = 0, dtype=torch.float32):
@@ -457,12 +453,12 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
     (each block's input starts on a multiple of ``2 ** depth`` samples, the grid its decimation keeps),
     joined by linear crossfades of ``overlap_seconds``. Each block runs through the network in sub-blocks of
     ``_NET_WORK`` samples with its receptive field as context (:func:`_unet_context`), which gives the block's
-    output exactly. ``params`` is then ``{}`` (no parameters).
+    output exactly. ``params`` is then an empty :class:`~automix_lite.parameters.MixParams` (no parameters).
 
     Silent tracks (RMS below :data:`SILENCE_DB`) are masked. If the mix peaks above ``ceiling_db`` it is
-    scaled down; ``params["_output_gain_db"]`` holds the gain applied (0.0 if none) and ``log`` (e.g.
-    ``print``) is told. DMC ``params`` are real-unit tensors for batch 1 (``(1, N)``, ``(1, N, P)``,
-    ``(1,)``), as ``model.estimate`` returns them.
+    scaled down; ``params.output_gain_db`` holds the gain applied (0.0 if none) and ``log`` (e.g.
+    ``print``) is told. ``params`` is the :class:`~automix_lite.parameters.MixParams` of ``model.estimate`` for
+    batch 1 (``(1, N)``, ``(1, N, P)``, ``(1,)`` in real units).
     """
     from .mixer import check_mixer, device_of
 
@@ -482,7 +478,7 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
     block = max(1, int(round(block_seconds * sr)))
     overlap = max(0, int(round(overlap_seconds * sr)))
     if model.has_params and not _is_dmc(model):
-        params = dict(estimate_params(model, tracks, mask, sr, analysis_seconds, analysis_windows))
+        params = estimate_params(model, tracks, mask, sr, analysis_seconds, analysis_windows)
         mix = model.render(x, params, m)[0]
     elif model.has_params:
         params = estimate_params(model, tracks, mask, sr, analysis_seconds, analysis_windows)
@@ -500,14 +496,13 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
             mix = render(0, t)
         elif isinstance(model.console, DSPConsole):
             warmup = None if warmup_seconds is None else int(round(warmup_seconds * sr))
-            public = {k: v for k, v in params.items() if not k.startswith("_")}
-            mix = mix_blocks(x, model.console.sample_rate, public, m, pan_law=model.console.pan_law,
+            mix = mix_blocks(x, model.console.sample_rate, params, m, pan_law=model.console.pan_law,
                              block=long_block, warmup=warmup)[0]
         else:  # the neural proxy: a non-causal TCN of finite receptive field, so context on both sides is exact
             rf = int(model.console.proxy.receptive_field)
             mix = _blockwise(render, t, long_block or max(4 * rf, (_WORK // 4) // n), rf, 0)
     else:
-        params = {}
+        params = MixParams({}, "basic")  # no parameters: only the output gain below
         unet = _is_unet(model)
         step = 2 ** model.depth if unet else 1
         if unet:
@@ -534,292 +529,72 @@ def mix_stems(model, tracks: torch.Tensor, block_seconds: float = 30.0, overlap_
     if gain_db:  # in place (a scaled copy would double the mix), unless a model handed back its input
         shared = mix.untyped_storage().data_ptr() == tracks.untyped_storage().data_ptr()
         mix = mix * 10 ** (gain_db / 20) if shared else mix.mul_(10 ** (gain_db / 20))
-    params["_output_gain_db"] = gain_db
+    params.output_gain_db = gain_db
     if gain_db and log is not None:
         log(f"the mix peaked above {ceiling_db:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does not clip.")
     return mix, params
 
 
 # --------------------------------------------------------------------------------------------
-# Reading, editing and rendering parameters
+# Rendering (edited) parameters
 # --------------------------------------------------------------------------------------------
-
-
-def _public(params: dict) -> dict:
-    return {k: v for k, v in params.items() if not k.startswith("_") and k != "chain"}
-
-
-def _item(v) -> torch.Tensor:
-    """Drop the batch dimension of batch-1 tensors: track (1, N) -> (N,), peaks (1, N, P) -> (N, P), bus (1,) -> ()."""
-    v = torch.as_tensor(v).detach().cpu()
-    return v[0] if v.ndim >= 1 and v.shape[0] == 1 else v
-
-
-_CONSOLES = ("basic", "full", "proxy")
-
-
-def _console_names(kind: str) -> tuple:
-    """(track-level names, bus-level names) of console ``kind``."""
-    from .dsp.console import BUS_NAMES, SPEC_BY_NAME
-
-    if kind == "basic":
-        return _BASIC, ()
-    if kind == "full":
-        return tuple(k for k, v in SPEC_BY_NAME.items() if v.level != "bus"), BUS_NAMES
-    from .models import proxy
-
-    return _BASIC + tuple(proxy.NAMES), ()
-
-
-def console_kind(params: dict) -> str:
-    """``"basic"`` (only gain and pan), ``"full"`` (the DSP console's names) or ``"proxy"`` (the neural proxy's).
-
-    A dict from :func:`params_from_json` carries its file's explicit ``"console"`` tag (``params["_console"]``):
-    that tag decides, and a name the tagged console does not have is refused (a basic file with a reverb key is
-    not silently rendered by the full console). Without a tag (a model's output) the names decide."""
-    keys = set(_public(params))
-    tag = params.get("_console")
-    if tag is not None:
-        track, bus = _console_names(tag)
-        extra = sorted(keys - set(track) - set(bus))
-        if extra:
-            hint = (' To render it through the full DSP console (every parameter not given at its neutral value) set '
-                    '"console": "full".' if tag == "basic" else "")
-            raise ValueError(f"{extra} {'is not a parameter' if len(extra) == 1 else 'are not parameters'} of the "
-                             f"{tag} console (it has {', '.join(track + bus)}).{hint}")
-        return tag
-    for kind in _CONSOLES:
-        track, bus = _console_names(kind)
-        if keys <= set(track) | set(bus):
-            return kind
-    raise ValueError(f"unknown parameter name(s) {sorted(keys - set().union(*_console_names('full')))}; the console's "
-                     "names are those of automix_lite.dsp.console.SPECS.")
-
-
-def _split(params: dict, n: Optional[int] = None):
-    """Track-level ``{name: (N,) or (N, P)}`` and bus-level ``{name: float}`` values of batch item 0."""
-    track, bus = {}, {}
-    for k, v in _public(params).items():
-        v = _item(v)
-        if v.ndim == 0:
-            bus[k] = float(v)
-        else:
-            track[k] = v
-    sizes = {v.shape[0] for v in track.values()}
-    if len(sizes) > 1 or (n is not None and sizes and sizes != {n}):
-        raise ValueError(f"the track parameters disagree on the number of tracks ({sorted(sizes)}"
-                         f"{'' if n is None else f', names give {n}'}).")
-    return track, bus
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.3g}" if abs(v) >= 1000 else f"{v:.2f}"
-
-
-def params_table(params: dict, names: Sequence[str]) -> str:
-    """A text table of (batch item 0 of) ``params``: one row per track, one column per parameter in real units
-    (peaking bands as ``name[k]``), then the bus parameters on one line. The names are the JSON keys to edit."""
-    from .dsp.console import SPEC_BY_NAME
-
-    names = list(names)
-    track, bus = _split(params, len(names))
-    columns = []
-    for k, v in track.items():
-        if v.ndim == 2:
-            columns += [(f"{k}[{b}]", v[:, b]) for b in range(v.shape[1])]
-        else:
-            columns.append((k, v))
-    header = ["track"] + [c for c, _ in columns]
-    rows = [[name] + [_fmt(float(v[i])) for _, v in columns] for i, name in enumerate(names)]
-    widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(cells, widths)))
-
-    out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
-    units = sorted({f"{k.split('[')[0]} {SPEC_BY_NAME[k.split('[')[0]].unit}" for k, _ in columns
-                    if k.split("[")[0] in SPEC_BY_NAME and SPEC_BY_NAME[k.split("[")[0]].unit})
-    if units:
-        out.append("units: " + ", ".join(units) + ("; pan 0 = left, 0.5 = centre, 1 = right" if "pan" in track else ""))
-    if bus:
-        out.append("bus: " + ", ".join(f"{k} {_fmt(v)}" for k, v in bus.items()))
-    return "\n".join(out)
-
-
-def params_to_json(params: dict, names: Sequence[str], sample_rate: int = 44100, model: Optional[str] = None,
-                   pad: bool = False) -> dict:
-    """Parameters (batch item 0) -> a JSON-ready dict a person can edit and :func:`render_params` can render.
-
-    ``{"format", "console", "sample_rate", "pad", "model", "n_peaks" (full console), "tracks": [{"name",
-    <param>: value, ...}], "bus": {<param>: value}}``, the per-track/bus layout of
-    ``data.engineer.params_to_json``, values rounded to 6 decimals, peaking bands as lists. ``pad``: the stems
-    were zero-padded to equal length (``--pad``), so ``automix render`` pads them too and gives the same mix.
-    """
-    names = list(names)
-    kind = console_kind(params)
-    track, bus = _split(params, len(names))
-    rows = []
-    for i, name in enumerate(names):
-        row = {"name": name}
-        for k, v in track.items():
-            row[k] = [round(float(a), 6) for a in v[i]] if v.ndim == 2 else round(float(v[i]), 6)
-        rows.append(row)
-    out = {"format": PARAMS_FORMAT, "console": kind, "sample_rate": int(sample_rate), "pad": bool(pad)}
-    if model is not None:
-        out["model"] = str(model)
-    if "peak_gain_db" in track:
-        out["n_peaks"] = int(track["peak_gain_db"].shape[-1])
-    out["tracks"] = rows
-    out["bus"] = {k: round(v, 6) for k, v in bus.items()}
-    return out
-
-
-_TOP_KEYS = ("format", "console", "sample_rate", "pad", "model", "n_peaks", "tracks", "bus", "comment")
-
-
-def _number(v) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def params_from_json(obj) -> tuple:
-    """Inverse of :func:`params_to_json`: ``(params, names)``, params as batch-1 tensors (track ``(1, N)``,
-    peaks ``(1, N, P)``, bus ``(1,)``). ``obj``: the dict, or the path of a JSON file. Missing parameters stay
-    missing (:func:`render_params` fills them with neutral values).
-
-    The file must say which console renders it (``"console"``: ``"basic"``, ``"full"`` or ``"proxy"``); a name
-    that console lacks is refused. Every value is checked (``ValueError`` naming it): numbers (not booleans) for
-    track and bus values, lists of numbers for peaking bands, an object for ``"bus"``, a whole ``sample_rate``
-    in [8000, 384000] Hz, a boolean ``pad``, ``format`` :data:`PARAMS_FORMAT`. ``params`` also holds
-    ``"_console"``, ``"_sample_rate"`` (default 44100) and ``"_pad"`` (default false)."""
-    from .dsp.console import SPEC_BY_NAME
-
-    where = ""
-    if isinstance(obj, (str, os.PathLike)):
-        where = f"{os.fspath(obj)}: "
-        obj = read_json(obj, "write one with `automix mix ... --params-out PARAMS.json`")
-    if not isinstance(obj, dict) or not isinstance(obj.get("tracks"), list) or not obj["tracks"]:
-        raise ValueError(f'{where}mix parameters must be a JSON object with a non-empty "tracks" list, as written by '
-                         "`automix mix --params-out`.")
-
-    def bad(message):
-        return ValueError(where + message)
-
-    unknown = sorted(set(obj) - set(_TOP_KEYS))
-    if unknown:
-        raise bad(f"unknown key(s) {unknown}; a parameters file has {', '.join(_TOP_KEYS)}.")
-    if obj.get("format", PARAMS_FORMAT) != PARAMS_FORMAT:
-        raise bad(f"format {obj['format']!r} is not {PARAMS_FORMAT!r}; write the file with `automix mix --params-out`.")
-    kind = obj.get("console")
-    if kind not in _CONSOLES:
-        raise bad(f'"console" must say which console renders the file: "basic" (gain and pan), "full" (the DSP '
-                  f'console) or "proxy"; got {kind!r}.')
-    sr = obj.get("sample_rate", 44100)
-    if isinstance(sr, bool) or not isinstance(sr, int) or not 8000 <= sr <= 384000:
-        raise bad(f'"sample_rate" must be a whole number of Hz in [8000, 384000] (the model\'s rate, e.g. 44100); '
-                  f"got {sr!r}.")
-    pad = obj.get("pad", False)
-    if not isinstance(pad, bool):
-        raise bad(f'"pad" must be true or false; got {pad!r}.')
-    rows = obj["tracks"]
-    if not all(isinstance(r, dict) for r in rows):
-        raise bad('every entry of "tracks" must be an object of parameter name -> value.')
-    names = [r.get("name", r.get("file", f"track {i}")) for i, r in enumerate(rows)]
-    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
-        raise bad(f'every track needs its own "name" (the stem\'s file name without its ending); got {names}.')
-    keys = list(dict.fromkeys(k for r in rows for k in r if k not in ("name", "file", "role")))
-    params = {}
-    for k in keys:
-        missing = [n for n, r in zip(names, rows) if k not in r]
-        if missing:
-            raise bad(f"parameter {k!r} is missing for track(s) {', '.join(missing)}.")
-        values = [r[k] for r in rows]
-        if k in SPEC_BY_NAME and SPEC_BY_NAME[k].level == "peak":
-            if not all(isinstance(v, list) and v and all(_number(a) for a in v) for v in values) or \
-                    len({len(v) for v in values}) != 1:
-                raise bad(f"parameter {k!r} must be a list of finite numbers (one per peaking band, as many on "
-                          f"every track) on every track; got {values}.")
-        elif not all(_number(v) for v in values):
-            raise bad(f"parameter {k!r} must be a finite number on every track; got {values}.")
-        params[k] = torch.tensor([values], dtype=torch.float32)
-    bus = obj.get("bus", {})
-    if not isinstance(bus, dict):
-        raise bad(f'"bus" must be an object of parameter name -> number (e.g. {{"reverb_return_db": -12}}); got {bus!r}.')
-    for k, v in bus.items():
-        if not _number(v):
-            raise bad(f"bus parameter {k!r} must be a finite number; got {v!r}.")
-        params[k] = torch.tensor([float(v)], dtype=torch.float32)
-    params.update(_console=kind, _sample_rate=sr, _pad=pad)
-    try:
-        console_kind(params)  # names the tagged console lacks -> a clear error
-    except ValueError as err:
-        raise bad(str(err)) from None
-    return params, names
-
 
 _PROXY_CONSOLES: dict = {}
 
 
-def render_params(tracks: torch.Tensor, params: dict, sample_rate: int = 44100,
+def render_params(tracks: torch.Tensor, params, sample_rate: int = 44100,
                   mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Render ``tracks (N, T)`` with (edited) parameters -> mix ``(2, T)`` (no peak limiting: see :func:`limit_peak`).
 
-    - only ``gain_db`` and ``pan``: the basic console of the DMC (gain -> -4.5 dB pan law), exactly as
-      ``automix mix`` rendered them (the rest of the console is bypassed, not approximated);
-    - any other names of :data:`automix_lite.dsp.console.SPECS`: :func:`automix_lite.dsp.mix`, every parameter
-      not given at its neutral :func:`automix_lite.dsp.default_params` value;
-    - the neural proxy's names: the proxy console with the bundled proxy.
+    ``params``: a batch-1 :class:`~automix_lite.parameters.MixParams` (e.g. ``automix_lite.parameters.read(path).params``,
+    or what a mixer estimated), or a dict of parameter names. Its ``console`` decides:
 
-    The console is the one ``params["_console"]`` names (the file's tag, :func:`params_from_json`), else the one
-    the names imply (:func:`console_kind`). ``mask (N,)`` marks the tracks to use (default: those not silent).
-    Values out of range, and stems that are all silent (nothing to render), raise a ``ValueError``.
+    - ``"basic"``: the basic console of the DMC (gain -> -4.5 dB pan law), exactly as ``automix mix`` rendered it
+      (the rest of the console is bypassed, not approximated);
+    - ``"full"``: :func:`automix_lite.dsp.mix`, every parameter not given at its neutral
+      :func:`automix_lite.dsp.default_params` value, block by block (:func:`automix_lite.dsp.mix_blocks`);
+    - ``"proxy"``: the proxy console with the bundled proxy, parameters not given at the proxy's bypass.
+
+    ``mask (N,)`` marks the tracks to use (default: those not silent). Values out of range, and stems that are
+    all silent (nothing to render), raise a ``ValueError``.
     """
-    from .dsp.console import ALL_NAMES, SPEC_BY_NAME, default_params, mix_blocks
+    from .dsp.console import ALL_NAMES, default_params, mix_blocks
 
     if not isinstance(tracks, torch.Tensor) or tracks.ndim != 2:
         raise ValueError("tracks must be a (tracks, samples) tensor of mono stems, as read_stems returns.")
+    params = as_params(params)
     tracks = tracks.float()
     n, _ = tracks.shape
     mask = active_mask(tracks) if mask is None else mask.to(torch.bool).reshape(n)
     if not bool(mask.any()):
         raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to render.")
-    kind = console_kind(params)
-    given = {k: torch.as_tensor(v, dtype=torch.float32).detach().cpu() for k, v in _public(params).items()}
+    given = {k: v.detach().float().cpu() for k, v in params.items()}
     for k, v in given.items():
-        is_bus = k in SPEC_BY_NAME and SPEC_BY_NAME[k].level == "bus"
-        if is_bus and tuple(v.shape) not in ((), (1,)):
+        if not params.spec(k).per_track and tuple(v.shape) not in ((), (1,)):
             raise ValueError(f"bus parameter {k} must be one number; got shape {tuple(v.shape)}.")
-        if not is_bus and (v.ndim < 2 or v.shape[0] != 1 or v.shape[1] != n):
+        if params.spec(k).per_track and (v.ndim < 2 or v.shape[0] != 1 or v.shape[1] != n):
             raise ValueError(f"{k} must hold one value per track for the {n} stems (shape (1, {n})); "
                              f"got shape {tuple(v.shape)}.")
+        spec = params.spec(k)
+        if params.console != "full" and bool(((v < spec.low) | (v > spec.high) | ~torch.isfinite(v)).any()):
+            raise ValueError(f"{k} must lie in [{spec.low:g}, {spec.high:g}] {spec.unit}; got {v.flatten().tolist()}.")
     x, m = tracks.unsqueeze(0), mask.unsqueeze(0)
-    if kind == "basic":
+    if params.console == "basic":
         from .models.dmc import BasicConsole
 
-        full = {"gain_db": torch.zeros(1, n), "pan": torch.full((1, n), 0.5)}
-        full.update(given)
-        for k, v in full.items():
-            spec = SPEC_BY_NAME[k]
-            if bool(((v < spec.low) | (v > spec.high) | ~torch.isfinite(v)).any()):
-                raise ValueError(f"{k} must lie in [{spec.low:g}, {spec.high:g}] {spec.unit}; "
-                                 f"got {v.flatten().tolist()}.")
+        full = {"gain_db": torch.zeros(1, n), "pan": torch.full((1, n), 0.5), **given}
         return BasicConsole(sample_rate)(x, full, m)[0]
-    if kind == "full":
+    if params.console == "full":
         n_peaks = given["peak_gain_db"].shape[-1] if "peak_gain_db" in given else 3
         full = default_params(1, n, n_peaks=n_peaks)
-        full.update(given)
+        full.update({k: v.reshape(full[k].shape) for k, v in given.items()})
         with torch.no_grad():  # block by block, as automix mix renders a full DMC: memory does not grow with length
             return mix_blocks(x, sample_rate, {k: full[k] for k in ALL_NAMES}, mask=m)[0]
-    from .models import proxy
     from .models.dmc import ProxyConsole
 
     key = int(sample_rate)
     if key not in _PROXY_CONSOLES:
         _PROXY_CONSOLES[key] = ProxyConsole(sample_rate)
-    console = _PROXY_CONSOLES[key]
-    defaults = proxy.denormalize(proxy.bypass(torch.zeros(1, len(proxy.NAMES))))[0]
-    cols = [given[name][0] if name in given else defaults[i].expand(n) for i, name in enumerate(proxy.NAMES)]
-    real = proxy.normalize(torch.stack(cols, -1))
-    full = {"gain_db": given.get("gain_db", torch.zeros(1, n)), "pan": given.get("pan", torch.full((1, n), 0.5)),
-            "chain": real.unsqueeze(0)}
+    full = {"gain_db": torch.zeros(1, n), "pan": torch.full((1, n), 0.5), **given}
     with torch.no_grad():
-        return console(x, full, m)[0]
+        return _PROXY_CONSOLES[key](x, MixParams(full, "proxy"), m)[0]

@@ -13,9 +13,11 @@ A mixer is anything with these six members (:class:`Mixer`, a ``runtime_checkabl
   answer to that question: ``automix mix --params-out``, the parameter table and the parameter scores of
   the evaluation all go by it;
 - ``estimate(tracks, mask) -> params``: the parameters for ``tracks (B, N, T)`` (``mask (B, N)`` bool, ``True``
-  = a real track, or ``None`` = all), a dict of real-unit tensors (track-level ``(B, N)``, peaking bands
-  ``(B, N, P)``, bus-level ``(B,)``; keys starting with ``_`` are the mixer's own, e.g. a DMC's normalised
-  outputs); ``None`` for a mixer without parameters;
+  = a real track, or ``None`` = all), a :class:`automix_lite.parameters.MixParams` (real units: per track
+  ``(B, N)``, peaking bands ``(B, N, P)``, bus and master ``(B,)``; ``console`` says which console renders
+  them; a DMC adds its normalised outputs as ``controls``); ``None`` for a mixer without parameters. A mixer
+  of your own may return a dict of the console's names: the package wraps it with
+  :func:`automix_lite.parameters.as_params`;
 - ``render(tracks, params, mask) -> mix (B, 2, T)``: the stereo mix with ``params`` from ``estimate`` (or edited
   ones); a direct-transformation model (the Mix-Wave-U-Net) takes ``params=None``.
 
@@ -36,6 +38,8 @@ from typing import Optional, Protocol, runtime_checkable
 
 import torch
 
+from .parameters import MixParams
+
 __all__ = ["Mixer", "mix_with", "check_mixer", "device_of"]
 
 
@@ -52,11 +56,11 @@ class Mixer(Protocol):
     has_params: bool
     """``True``: ``estimate`` returns console parameters; ``False``: it returns ``None`` and ``render`` needs none."""
 
-    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Optional[dict]:
-        """Parameters (real-unit tensors, batch first) for ``tracks (B, N, T)``; ``None`` if ``has_params`` is false."""
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Optional[MixParams]:
+        """Parameters (real units, batch first) for ``tracks (B, N, T)``; ``None`` if ``has_params`` is false."""
         ...
 
-    def render(self, tracks: torch.Tensor, params: Optional[dict], mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def render(self, tracks: torch.Tensor, params: Optional[MixParams], mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The stereo mix ``(B, 2, T)`` of ``tracks (B, N, T)`` with ``params`` (``None`` without parameters)."""
         ...
 

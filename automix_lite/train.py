@@ -339,10 +339,13 @@ def _from_payload(data: dict, digest: str, path: str, device: str = "cpu") -> di
     if cfg["model"] == "proxy":
         from .models import proxy
 
+        from .parameters import renamed_proxy_names
+
         names = data["extra"].get("names") if isinstance(data["extra"], dict) else None
-        if not isinstance(names, (list, tuple)) or list(names) != list(proxy.NAMES):
+        if not isinstance(names, (list, tuple)) or renamed_proxy_names(names) != list(proxy.NAMES):
             raise ValueError(f"{path} is a proxy trained with the parameters {names}, not proxy.NAMES; it is not a "
                              f"valid {what} of this version. Retrain it.")
+        data["extra"]["names"] = list(proxy.NAMES)  # a first-version file's names (peak2_gain_db, wet) as today's
     model.to(device).eval()
     return {"model": model, "config": cfg, "history": data["history"], "metrics": data["metrics"],
             "code_version": data["code_version"], "extra": data["extra"], "sha256": digest}
@@ -497,7 +500,7 @@ class _Net(torch.nn.Module):
         params = {k: v.float() for k, v in params.items()}
         y = self.model.render(tracks, params, mask)
         names = self.model.track_names
-        pred = params["_track"][..., [names.index("gain_db"), names.index("pan")]] if self.param_loss else None
+        pred = params.controls[0][..., [names.index("gain_db"), names.index("pan")]] if self.param_loss else None
         return y.float(), pred
 
 

@@ -160,8 +160,8 @@ def ours_eq(x, sample_rate, p):
     from automix_lite.dsp.biquad import parametric_eq
 
     return parametric_eq(x, sample_rate, low_shelf_gain_db=p["ls_gain"], low_shelf_cutoff_hz=p["ls_freq"],
-                         low_shelf_q=p["ls_q"], peak_gains_db=p["pk_gain"], peak_cutoffs_hz=p["pk_freq"],
-                         peak_qs=p["pk_q"], high_shelf_gain_db=p["hs_gain"], high_shelf_cutoff_hz=p["hs_freq"],
+                         low_shelf_q=p["ls_q"], peak_gain_db=p["pk_gain"], peak_cutoff_hz=p["pk_freq"],
+                         peak_q=p["pk_q"], high_shelf_gain_db=p["hs_gain"], high_shelf_cutoff_hz=p["hs_freq"],
                          high_shelf_q=p["hs_q"])
 
 

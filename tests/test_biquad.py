@@ -162,8 +162,8 @@ def test_parametric_eq_gradcheck_in_real_units():
     q = torch.tensor([0.707, 2.0], dtype=torch.float64, requires_grad=True)
 
     def f(gain, cutoffs, q):
-        return parametric_eq(x, SR, low_shelf_gain_db=gain, high_shelf_q=q, peak_gains_db=(4.0, -4.0),
-                             peak_cutoffs_hz=cutoffs, peak_qs=(1.0, 1.0))
+        return parametric_eq(x, SR, low_shelf_gain_db=gain, high_shelf_q=q, peak_gain_db=(4.0, -4.0),
+                             peak_cutoff_hz=cutoffs, peak_q=(1.0, 1.0))
 
     assert torch.autograd.gradcheck(f, (gain, cutoffs, q))
 
@@ -176,7 +176,7 @@ def test_gradients_finite_at_range_edges():
     cut = torch.tensor([lo["cutoff_hz"], hi["cutoff_hz"]], requires_grad=True)
     y = parametric_eq(x, SR, low_shelf_gain_db=gains, low_shelf_q=qs, low_shelf_cutoff_hz=cut,
                       high_shelf_gain_db=gains.flip(0), high_shelf_cutoff_hz=cut.flip(0),
-                      peak_gains_db=gains[:, None].expand(2, 4), peak_qs=qs[:, None].expand(2, 4))
+                      peak_gain_db=gains[:, None].expand(2, 4), peak_q=qs[:, None].expand(2, 4))
     y.square().mean().backward()
     for t in (x, gains, qs, cut):
         assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
@@ -235,7 +235,7 @@ def test_parametric_eq_matches_scipy_with_per_item_parameters():
     ls = torch.tensor([6.0, -3.0, 0.0], dtype=torch.float64)
     pg = torch.tensor([[2.0, -6.0, 4.0], [0.0, 3.0, -9.0], [12.0, 0.0, 0.0]], dtype=torch.float64)
     pf = (150.0, 1200.0, 4000.0)
-    y = parametric_eq(x, SR, low_shelf_gain_db=ls, peak_gains_db=pg, peak_cutoffs_hz=pf, peak_qs=(1.0, 2.0, 0.5),
+    y = parametric_eq(x, SR, low_shelf_gain_db=ls, peak_gain_db=pg, peak_cutoff_hz=pf, peak_q=(1.0, 2.0, 0.5),
                       high_shelf_gain_db=-4.0, high_shelf_cutoff_hz=9000.0)
     for b in range(3):
         gains = [ls[b].item(), *pg[b].tolist(), -4.0]
@@ -249,8 +249,8 @@ def test_parametric_eq_float32_within_1e4_of_scipy_float64():
     """A float32 6-band EQ with low, narrow bands stays within 1e-4 of scipy's float64 filter (benchmark target)."""
     rng = np.random.default_rng(7)
     x = torch.from_numpy(0.3 * rng.standard_normal((2, 1, 3 * SR))).float()
-    params = dict(low_shelf_gain_db=9.0, low_shelf_cutoff_hz=40.0, peak_gains_db=(12.0, -9.0, 6.0, -12.0),
-                  peak_cutoffs_hz=(60.0, 300.0, 2500.0, 9000.0), peak_qs=(8.0, 4.0, 1.0, 2.0),
+    params = dict(low_shelf_gain_db=9.0, low_shelf_cutoff_hz=40.0, peak_gain_db=(12.0, -9.0, 6.0, -12.0),
+                  peak_cutoff_hz=(60.0, 300.0, 2500.0, 9000.0), peak_q=(8.0, 4.0, 1.0, 2.0),
                   high_shelf_gain_db=-6.0, high_shelf_cutoff_hz=12000.0)
     y = parametric_eq(x, SR, **params)
     sos = _eq_sos_np(SR, [9.0, 12.0, -9.0, 6.0, -12.0, -6.0], [40.0, 60.0, 300.0, 2500.0, 9000.0, 12000.0],
@@ -262,10 +262,10 @@ def test_parametric_eq_sos_batch_inference_and_like():
     like = torch.zeros(1, dtype=torch.float64)
     sos = parametric_eq_sos(SR, low_shelf_gain_db=torch.tensor([1.0, 2.0]), like=like)
     assert sos.shape == (2, 6, 6) and sos.dtype == torch.float64
-    sos = parametric_eq_sos(SR, peak_gains_db=torch.zeros(5, 2), peak_cutoffs_hz=(500.0, 5000.0), peak_qs=(1.0, 1.0))
+    sos = parametric_eq_sos(SR, peak_gain_db=torch.zeros(5, 2), peak_cutoff_hz=(500.0, 5000.0), peak_q=(1.0, 1.0))
     assert sos.shape == (5, 4, 6)
-    sos = parametric_eq_sos(SR, peak_gains_db=torch.tensor([1.0, 2.0, 3.0]), peak_cutoffs_hz=(100.0, 1000.0, 9000.0),
-                            peak_qs=(1.0,) * 3)  # a 1-d tensor is one value per band
+    sos = parametric_eq_sos(SR, peak_gain_db=torch.tensor([1.0, 2.0, 3.0]), peak_cutoff_hz=(100.0, 1000.0, 9000.0),
+                            peak_q=(1.0,) * 3)  # a 1-d tensor is one value per band
     assert sos.shape == (1, 5, 6)
 
 
@@ -305,16 +305,16 @@ def test_errors_are_clear():
         biquad_coefficients("peaking", 3.0, 1000.0, 1.0, -1)
     with pytest.raises(ValueError, match=r"low_shelf_gain_db=30.0 dB is outside its range \[-24, 24\]"):
         parametric_eq(x, SR, low_shelf_gain_db=30.0)
-    with pytest.raises(ValueError, match=r"peak_cutoffs_hz\[1\]=10.0 Hz is outside"):
-        parametric_eq(x, SR, peak_cutoffs_hz=(200.0, 10.0, 2500.0, 6000.0))
-    with pytest.raises(ValueError, match=r"peak_qs\[0\]=20.0 is outside"):
-        parametric_eq(x, SR, peak_qs=(20.0, 1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match=r"peak_cutoff_hz\[1\]=10.0 Hz is outside"):
+        parametric_eq(x, SR, peak_cutoff_hz=(200.0, 10.0, 2500.0, 6000.0))
+    with pytest.raises(ValueError, match=r"peak_q\[0\]=20.0 is outside"):
+        parametric_eq(x, SR, peak_q=(20.0, 1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="high_shelf_cutoff_hz=10000.0 Hz is not below the Nyquist frequency 8000"):
         parametric_eq(x, 16000)  # the default high shelf sits above 16 kHz's Nyquist frequency
     with pytest.raises(ValueError, match="must be finite"):
         parametric_eq(x, SR, high_shelf_q=float("nan"))
     with pytest.raises(ValueError, match="one value per band"):
-        parametric_eq(x, SR, peak_gains_db=(0.0, 0.0))
+        parametric_eq(x, SR, peak_gain_db=(0.0, 0.0))
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         parametric_eq(torch.randn(2, 1, 10), SR, low_shelf_gain_db=torch.zeros(3))
     with pytest.raises(ValueError, match="n_fft"):

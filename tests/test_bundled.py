@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from automix_lite import data as D
+from automix_lite import parameters as param_files
 from automix_lite.data import bundled
 from automix_lite.dsp import mix, param_names
 from automix_lite.dsp.console import SPEC_BY_NAME
@@ -108,7 +109,7 @@ def test_stored_parameters_are_what_the_engineer_chooses_and_mixes_do_not_clip(e
             stored = json.load(f)
         y, params = D.engineer_mix(D.load_song(s["id"])["tracks"], [t["role"] for t in s["tracks"]], engineer,
                                    stored["seed"], s["tempo"], stem_lufs=[t["lufs"] for t in s["tracks"]])
-        again = D.params_from_json(stored, torch.float64)
+        again = param_files.from_json(stored, dtype=torch.float64).params
         for k, v in again.items():
             assert torch.allclose(params[k], v, atol=1e-5), (s["id"], k)
         peak_db = 20 * math.log10(float(D.reproduce_mix(s["id"], engineer).abs().max()))

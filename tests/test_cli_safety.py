@@ -14,6 +14,7 @@ import soundfile as sf
 import torch
 
 from automix_lite import _checkpoint, _checks, cli, inference, train
+from automix_lite import parameters as param_files
 from automix_lite.data import bundled
 from conftest import one_error as _one_error, run_cli as _run
 
@@ -239,7 +240,7 @@ def test_params_files_with_wrong_types_or_values(tmp_path, model_file, capsys):
         path = tmp_path / f"edit{k}.json"
         path.write_text(json.dumps(d))
         with pytest.raises(ValueError, match=message):
-            inference.params_from_json(str(path))
+            param_files.read(str(path))
         status, _, err = _run(capsys, "render", stems, "--params", path, "--out", tmp_path / f"r{k}.wav")
         assert status == 2 and message.split("'")[0].strip('"') in _one_error(err)
         assert not (tmp_path / f"r{k}.wav").exists()

@@ -9,7 +9,8 @@ import torch
 
 from automix_lite.audio import loudness_lufs
 from automix_lite.data import compose as C
-from automix_lite.data.engineer import ENGINEERS, ROLES, engineer_mix, engineer_params, params_from_json, params_to_json
+from automix_lite import parameters as param_files
+from automix_lite.data.engineer import ENGINEERS, ROLES, engineer_mix, engineer_params
 
 
 def _notes(song):
@@ -161,7 +162,7 @@ def test_engineer_mix_reaches_its_loudness_without_clipping():
         lufs = float(loudness_lufs(y.unsqueeze(0), 44100)[0])
         assert peak_db <= -0.99
         assert abs(lufs - eng["master_lufs"]) <= 0.6 or peak_db > -1.01  # on target unless peak-limited
-        back = params_from_json(params_to_json(p, SONG_ROLES), torch.float64)
+        back = param_files.from_json(param_files.to_json(p, SONG_ROLES), dtype=torch.float64).params
         assert all(torch.allclose(back[k], v, atol=1e-5) for k, v in p.items())
 
 
@@ -175,7 +176,8 @@ def test_engineer_rejects_bad_input():
     with pytest.raises(ValueError, match="2 roles but 1"):
         engineer_params(["bass", "lead"], [-20.0], "natural", 0)
     with pytest.raises(ValueError, match="missing"):
-        params_from_json({"tracks": [{"gain_db": 0.0}], "bus": {}})
+        param_files.from_json({"format": "automix-lite-params", "version": 2, "console": "full",
+                               "tracks": [{"name": "a", "gain_db": 0.0}, {"name": "b"}]})
     with pytest.raises(ValueError, match="unknown style"):
         C.compose_song("x", "polka", 0)
     with pytest.raises(ValueError, match="unknown groove"):

@@ -129,7 +129,7 @@ def test_default_strip_is_a_panned_sum(law):
 def test_permuting_tracks_and_params_leaves_the_mix_unchanged():
     x, p = noise(2, 4, T, seed=3), rand_params(2, 4, seed=3)
     perm = torch.tensor([2, 0, 3, 1])
-    q = {k: (v[:, perm] if C.SPEC_BY_NAME[k].level != "bus" else v) for k, v in p.items()}
+    q = {k: (v[:, perm] if C.SPEC_BY_NAME[k].per_track else v) for k, v in p.items()}
     torch.testing.assert_close(C.mix(x[:, perm], SR, q), C.mix(x, SR, p), atol=1e-10, rtol=1e-10)
 
 
@@ -142,7 +142,7 @@ def test_masked_tracks_contribute_nothing():
     assert float(x.grad[~mask].abs().max()) == 0.0 and float(x.grad[mask].abs().max()) > 0
     for b in range(2):  # equals the mix of the real tracks alone
         keep = mask[b]
-        sub = {k: (v[b:b + 1, keep] if C.SPEC_BY_NAME[k].level != "bus" else v[b:b + 1]) for k, v in p.items()}
+        sub = {k: (v[b:b + 1, keep] if C.SPEC_BY_NAME[k].per_track else v[b:b + 1]) for k, v in p.items()}
         torch.testing.assert_close(y[b:b + 1].detach(), C.mix(x[b:b + 1, keep].detach(), SR, sub), atol=1e-8, rtol=1e-8)
 
 

@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from automix_lite import cli, inference, pretrained, train
+from automix_lite import parameters as param_files
 from automix_lite.models.dmc import DMC
 from automix_lite.models.wave_u_net import MixWaveUNet
 from conftest import SR, write_stems as _stems, write_wav as _write
@@ -163,7 +164,7 @@ def test_basic_dmc_blockwise_equals_one_shot():
     with torch.no_grad():
         ref, ref_params = model(tracks.unsqueeze(0))
     ref, gain = inference.limit_peak(ref[0])
-    assert params["_output_gain_db"] == pytest.approx(gain)
+    assert params.output_gain_db == pytest.approx(gain)
     assert torch.allclose(params["gain_db"], ref_params["gain_db"])
     assert not torch.allclose(params["pan"], torch.full((1, 3), 0.5))  # not the neutral console
     assert torch.allclose(mix, ref, atol=1e-6)
@@ -205,7 +206,7 @@ def test_wave_u_net_blocks_with_crossfade():
     mix, params = inference.mix_stems(model, tracks, block_seconds=0.25, overlap_seconds=0.05, ceiling_db=20.0)
     with torch.no_grad():
         ref = model(tracks.unsqueeze(0))[0]
-    assert mix.shape == (2, SR) and set(params) == {"_output_gain_db"}
+    assert mix.shape == (2, SR) and len(params) == 0 and params.output_gain_db is not None
     assert float((mix - ref).abs().max()) < 1e-2 * float(ref.abs().max()) + 1e-4  # only the block edges differ
 
 
@@ -217,33 +218,34 @@ def test_params_json_round_trip_and_render_equals_mix():
     tracks = 0.2 * torch.randn(3, SR // 2)
     mix, params = inference.mix_stems(model, tracks)
     names = ["kick", "bass", "keys"]
-    table = inference.params_table(params, names)
+    table = param_files.table(params, names)
     assert table.splitlines()[0].split() == ["track", "gain_db", "pan"] and "kick" in table
-    data = json.loads(json.dumps(inference.params_to_json(params, names)))
-    assert data["console"] == "basic" and [r["name"] for r in data["tracks"]] == names
-    back, back_names = inference.params_from_json(data)
-    assert back_names == names and {k for k in back if not k.startswith("_")} == {"gain_db", "pan"}
-    assert (back["_console"], back["_sample_rate"], back["_pad"]) == ("basic", SR, False)
-    rendered, _ = inference.limit_peak(inference.render_params(tracks, back, SR))
+    data = json.loads(json.dumps(param_files.to_json(params, names)))
+    assert (data["format"], data["version"], data["console"]) == ("automix-lite-params", 2, "basic")
+    assert [r["name"] for r in data["tracks"]] == names
+    back = param_files.from_json(data)
+    assert back.names == names and set(back.params) == {"gain_db", "pan"}
+    assert (back.params.console, back.sample_rate, back.pad) == ("basic", SR, False)
+    rendered, _ = inference.limit_peak(inference.render_params(tracks, back.params, SR))
     assert torch.allclose(rendered, mix, atol=1e-5)
     # a file tagged "basic" with a parameter of the full console is refused, not rendered by the full console
     data["tracks"][0]["ratio"] = 4.0
     for row in data["tracks"][1:]:
         row["ratio"] = 1.0
-    with pytest.raises(ValueError, match=r"'ratio'.*not a parameter of the basic console.*\"console\": \"full\""):
-        inference.params_from_json(data)
+    with pytest.raises(ValueError, match=r"'ratio'.*not a parameter of the basic console.*console \"full\""):
+        param_files.from_json(data)
     # an edit tagged "full" renders through the full console with neutral values for everything not given
     data["console"] = "full"
-    edited, _ = inference.params_from_json(data)
-    assert inference.console_kind(edited) == "full"
+    edited = param_files.from_json(data).params
+    assert edited.console == "full"
     assert inference.render_params(tracks, edited, SR).shape == (2, SR // 2)
     data["tracks"][0]["gain_db"] = 99.0
     with pytest.raises(ValueError, match="gain_db"):
-        inference.render_params(tracks, inference.params_from_json(data)[0], SR)
+        inference.render_params(tracks, param_files.from_json(data).params, SR)
     with pytest.raises(ValueError, match="'loudness'.*not a parameter of the full console"):
-        inference.params_from_json({"console": "full", "tracks": [{"name": "a", "loudness": 3}]})
+        param_files.from_json({**data, "tracks": [{"name": "a", "loudness": 3}]})
     with pytest.raises(ValueError, match="unknown parameter"):
-        inference.console_kind({"loudness": torch.zeros(1, 1)})
+        param_files.MixParams({"loudness": torch.zeros(1, 1)})
 
 
 # ------------------------------------------------------------------ registry

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from automix_lite import inference
+from automix_lite.parameters import MixParams
 from automix_lite.dsp import console
 from automix_lite.dsp.biquad import sosfilt
 from automix_lite.models.dmc import DMC
@@ -104,7 +105,7 @@ def test_render_of_full_console_parameters_equals_one_shot():
     g = torch.Generator().manual_seed(4)
     x = _song(seconds=2.0)
     p = _hard_params(4, g)
-    y = inference.render_params(x, {**p, "_console": "full"}, SR)
+    y = inference.render_params(x, MixParams(p, "full"), SR)
     with torch.no_grad():
         ref = console.mix(x[None], SR, p, mask=inference.active_mask(x)[None])[0]
     _close(y, ref)
@@ -146,7 +147,7 @@ def test_full_dmc_through_mix_stems_equals_one_shot():
     model = _dmc("full")
     x = _song(seconds=4.0)
     y, params = inference.mix_stems(model, x, long_block_seconds=0.4, ceiling_db=40.0)
-    assert params["_output_gain_db"] == 0.0
+    assert params.output_gain_db == 0.0
     _close(y, _one_shot(model, x))
     x = x[:, : 5 * SR // 2]
     short, _ = inference.mix_stems(model, x, ceiling_db=40.0)  # 4 tracks x 2.5 s fit one default block: one-shot
@@ -168,7 +169,7 @@ def test_wave_u_net_sub_blocks_equal_one_shot(depth, monkeypatch):
     monkeypatch.setattr(inference, "_NET_WORK", 2048)  # many sub-blocks per block
     x = _song(seconds=1.5)
     y, params = inference.mix_stems(model, x, block_seconds=0.5, overlap_seconds=0.1, ceiling_db=40.0)
-    assert params == {"_output_gain_db": 0.0}
+    assert len(params) == 0 and params.output_gain_db == 0.0
     _close(y, _one_shot(model, x))
 
 

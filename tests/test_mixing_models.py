@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from automix_lite import dsp, evaluation, train
+from automix_lite import parameters as P
 from automix_lite.models import TCN, center_crop
 from automix_lite.models.dmc import DMC, BasicConsole, mel_filterbank
 from automix_lite.models.wave_u_net import MixWaveUNet
@@ -62,8 +63,8 @@ def test_dmc_permutation_equivariant_and_mix_invariant(console):
     with torch.no_grad():
         y, p = model(x, mask)
         y2, p2 = model(x[:, perm], mask[:, perm])
-    assert torch.allclose(p["_track"][:, perm], p2["_track"], atol=1e-6)
-    assert torch.allclose(p["_bus"], p2["_bus"], atol=1e-6)
+    assert torch.allclose(p.controls[0][:, perm], p2.controls[0], atol=1e-6)
+    assert torch.allclose(p.controls[1], p2.controls[1], atol=1e-6)
     assert torch.allclose(y, y2, atol=1e-5)
     assert y.shape == (2, 2, x.shape[-1])
 
@@ -117,15 +118,16 @@ def test_dmc_full_dsp_matches_console_and_proxy_backend_runs():
     x = tracks(1, 2, seconds=0.3)
     with torch.no_grad():
         y, p = model(x)
-    real = {k: v for k, v in p.items() if not k.startswith("_")}
-    assert torch.allclose(y, dsp.mix(x, SR, real), atol=1e-6)
+    assert torch.allclose(y, dsp.mix(x, SR, dict(p)), atol=1e-6)
     proxy = TCN.preset("tiny", channels=4, cond_dim=22, direct=True)
     model = DMC("full", "proxy", proxy=proxy, **SMALL)
     y, p = model(x)
     y.square().mean().backward()
     assert all(q.grad is None for q in proxy.parameters())  # the proxy stays frozen
     assert model.post[-1].weight.grad.abs().sum() > 0  # but gradients reach the DMC through it
-    assert p["chain"].shape == (1, 2, 22) and p["chain"].min() >= -1 and p["chain"].max() <= 1
+    chain = p.proxy_controls()
+    assert p.console == "proxy" and chain.shape == (1, 2, 22) and chain.min() >= -1 and chain.max() <= 1
+    assert torch.allclose(P.MixParams(dict(p), "proxy").proxy_controls(), chain, atol=1e-5)  # from the values too
 
 
 def test_direct_tcn_starts_as_identity():
@@ -246,7 +248,7 @@ def test_wave_u_net_block_rendering_matches_one_shot():
     with torch.no_grad():
         whole = model(x[None])[0]
         blocks, params = mix_stems(model, x, block_seconds=0.1, overlap_seconds=0.02)
-    assert params["_output_gain_db"] == 0.0
+    assert params.output_gain_db == 0.0
     assert (blocks - whole).abs().max() < 1e-5 * whole.abs().max()
 
 

@@ -89,7 +89,7 @@ def test_two_processes_train_what_one_does_and_resume_under_torchrun(tmp_path, c
     with torch.no_grad():
         y1, p1 = single(batch["tracks"], batch["mask"])
         y2, p2 = ck2["model"](batch["tracks"], batch["mask"])
-    assert (y1 - y2).abs().max() < 1e-5 and (p1["_track"] - p2["_track"]).abs().max() < 1e-5
+    assert (y1 - y2).abs().max() < 1e-5 and (p1.controls[0] - p2.controls[0]).abs().max() < 1e-5
 
 
 def test_clear_errors_before_any_process_starts(tmp_path, capsys, monkeypatch):

@@ -2,6 +2,8 @@
 
     python tools/train_bundled.py                 # train every run in MODELS and COMPARE, evaluate, package
     python tools/train_bundled.py --skip-train    # evaluate and package the existing runs
+    python tools/train_bundled.py --check         # re-score the baselines and the bundled checkpoints and
+                                                  # compare with benchmarks/MIXING_RESULTS.md (no training)
 
 Each run is ``automix train configs/RUN.json --out runs/RUN``. Then every run is scored on the TEST split
 (stereo loss, gain and pan error; baselines in the same run), the bundled ones are written to
@@ -156,10 +158,50 @@ def target_lines(summary: dict) -> list:
     return out
 
 
+def table_rows(text: str) -> dict:
+    """The rows of a Table-12 markdown table: mixer -> its cells (strings), header and rule left out."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] not in ("Mixer",) and not set(cells[0]) <= set("-"):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def check(path: str = os.path.join(ROOT, "benchmarks", "MIXING_RESULTS.md")) -> int:
+    """Re-score the baselines and the bundled checkpoints as ``main`` does and compare every cell with the committed
+    table; print the rows and every cell that moved. The rows of runs that are not bundled (``COMPARE``) need
+    their training runs and are left out. Returns the number of cells that moved."""
+    from automix_lite import evaluation, pretrained
+
+    rows = []
+    for task in ("songs", "drums"):
+        mixers = {m: evaluation.baseline_mixer(m) for m in evaluation.MIXERS}
+        for name in MODELS:
+            ck = pretrained.load_checkpoint(name)
+            if ck["config"]["task"] == task:
+                mixers[name] = evaluation.model_mixer(ck["model"])
+        rows += evaluation.evaluate(mixers, task, "test", SECONDS)
+    table = evaluation.markdown_table(evaluation.summarize(rows))
+    print(table)
+    committed, now = table_rows(open(path).read()), table_rows(table)
+    moved = 0
+    for mixer, cells in now.items():
+        for k, (a, b) in enumerate(zip(committed.get(mixer, ["?"] * len(cells)), cells)):
+            if a != b:
+                moved += 1
+                print(f"moved: {mixer}, column {k + 1}: {a} -> {b}")
+    print(f"{moved} cell(s) of {sum(len(c) for c in now.values())} moved against {os.path.relpath(path, ROOT)}")
+    return moved
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--check", action="store_true", help="compare the bundled rows with MIXING_RESULTS.md")
     args = parser.parse_args(argv)
+    if args.check:
+        sys.exit(1 if check() else 0)
     from automix_lite import evaluation, pretrained, train
 
     runs = {**{name: run for name, (run, _) in MODELS.items()}, **COMPARE}

@@ -3,9 +3,9 @@ and loaders for the standard folder layouts of real multitrack sets (:mod:`.real
 
 from .bundled import (SAMPLE_RATE, SPLITS, TASKS, BundledDataset, cache_dir, collate, data_dir, load_song, manifest,
                       mix_params, reproduce_mix, song, songs, verify)
-from .engineer import ENGINEERS, ROLES, engineer_mix, engineer_params, params_from_json, params_to_json
+from .engineer import ENGINEERS, ROLES, engineer_mix, engineer_params
 from .real import DSD100, MUSDB18HQ, ENSTDrums, MedleyDB
 
 __all__ = ["BundledDataset", "collate", "data_dir", "manifest", "songs", "song", "verify", "load_song", "mix_params",
            "reproduce_mix", "cache_dir", "SAMPLE_RATE", "TASKS", "SPLITS", "ENGINEERS", "ROLES", "engineer_mix",
-           "engineer_params", "params_to_json", "params_from_json", "ENSTDrums", "MedleyDB", "MUSDB18HQ", "DSD100"]
+           "engineer_params", "ENSTDrums", "MedleyDB", "MUSDB18HQ", "DSD100"]

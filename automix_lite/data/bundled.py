@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
 from typing import Optional
 
@@ -28,8 +27,9 @@ from torch.utils.data import Dataset
 
 from .._checks import read_json
 from ..audio import resample
-from ..dsp.console import BUS_NAMES, SPEC_BY_NAME, STRIP_NAMES, default_params, mix, pack_params, params_to_normalized
-from .engineer import engineer_mix, params_from_json
+from .. import parameters as param_files
+from ..dsp.console import SPEC_BY_NAME, default_params, mix, pack_params, params_to_normalized
+from .engineer import engineer_mix
 
 __all__ = ["data_dir", "manifest", "songs", "song", "verify", "load_song", "mix_params", "reproduce_mix",
            "BundledDataset", "collate", "cache_dir", "SAMPLE_RATE", "TASKS", "SPLITS"]
@@ -169,16 +169,16 @@ def _mix_file(entry: dict, engineer: str) -> str:
     raise ValueError(f"song {entry['id']!r} has no mix by engineer {engineer!r}; it has {', '.join(known)}.")
 
 
-def mix_params(song_id: str, engineer: str, root=None, dtype=torch.float32) -> dict:
-    """The console parameters (real units, batch 1) of the engineer's mix of ``song_id``."""
+def mix_params(song_id: str, engineer: str, root=None, dtype=torch.float32) -> param_files.MixParams:
+    """The console parameters (a batch-1 :class:`automix_lite.parameters.MixParams`, real units) of the engineer's mix
+    of ``song_id``, read from its parameter file (``data/mixes/SONG/ENGINEER.json``)."""
     root = data_dir(root)
     entry = song(song_id, root)
     rel = _mix_file(entry, engineer)
     path = os.path.join(root, rel)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"song {song_id!r}: manifest entry {rel!r} points to no file ({path}).")
-    data = read_json(path)
-    params = params_from_json(data, dtype)
+    params = param_files.from_json(read_json(path), f"{path}: ", dtype).params
     if params["gain_db"].shape[1] != len(entry["tracks"]):
         raise ValueError(f"{path} has parameters for {params['gain_db'].shape[1]} tracks but song {song_id!r} "
                          f"has {len(entry['tracks'])}.")
@@ -322,7 +322,8 @@ class BundledDataset(Dataset):
         if self.gain_augment_db > 0:
             aug = torch.from_numpy(rng.uniform(-self.gain_augment_db, self.gain_augment_db, n)).float()
             x = x * 10 ** (aug.unsqueeze(1) / 20)
-            params["gain_db"] = (params["gain_db"] - aug).clamp(SPEC_BY_NAME["gain_db"].low, SPEC_BY_NAME["gain_db"].high)
+            params = params.replace(gain_db=(params["gain_db"] - aug).clamp(SPEC_BY_NAME["gain_db"].low,
+                                                                         SPEC_BY_NAME["gain_db"].high))
         else:
             aug = torch.zeros(n)
         rms_db = 10 * torch.log10(x.pow(2).mean(1) + 1e-20)
@@ -347,7 +348,7 @@ class BundledDataset(Dataset):
         mask[:n] = audible
         full = default_params(1, self.max_tracks)
         for k in full:
-            if SPEC_BY_NAME[k].level == "bus":
+            if not SPEC_BY_NAME[k].per_track:
                 full[k] = params[k].float()
             else:
                 full[k][:, :n] = params[k].float()

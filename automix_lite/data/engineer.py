@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from ..audio import _measure
-from ..dsp.console import BUS_NAMES, DEFAULT_N_PEAKS, SPEC_BY_NAME, STRIP_NAMES, mix
+from ..dsp.console import SPEC_BY_NAME, STRIP_NAMES, mix
+from ..parameters import MixParams
 
-__all__ = ["ENGINEERS", "ROLES", "engineer_params", "engineer_mix", "EngineerMixer", "params_to_json",
-           "params_from_json"]
+__all__ = ["ENGINEERS", "ROLES", "engineer_params", "engineer_mix", "EngineerMixer"]
 
 SAMPLE_RATE = 44100
 PEAK_CEILING_DB = -1.0
@@ -228,45 +228,17 @@ class EngineerMixer:
         return cls(style, [t["role"] for t in entry["tracks"]], seed, entry.get("tempo"),
                    stem_lufs=[t["lufs"] for t in entry["tracks"]])
 
-    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> MixParams:
         if tracks.ndim != 3 or tracks.shape[1] != len(self.roles):
             raise ValueError(f"tracks must be (batch, {len(self.roles)} tracks, samples), one per role; "
                              f"got shape {tuple(tracks.shape)}.")
         items = [engineer_mix(x, self.roles, self.style, self.seed, self.tempo, self.sample_rate, self.stem_lufs)[1]
                  for x in tracks.detach().cpu()]
-        return {k: torch.cat([p[k] for p in items]).to(tracks.dtype).to(tracks.device) for k in items[0]}
+        return MixParams({k: torch.cat([p[k] for p in items]).to(tracks.dtype).to(tracks.device) for k in items[0]},
+                         "full")
 
     def render(self, tracks: torch.Tensor, params: dict, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         return mix(tracks, self.sample_rate, params, mask)
 
     def __repr__(self) -> str:
         return f"EngineerMixer({self.style!r}, {len(self.roles)} tracks, seed={self.seed})"
-
-
-def params_to_json(params: dict, roles: Sequence[str], files: Optional[Sequence[str]] = None, item: int = 0) -> dict:
-    """Console params (batch item ``item``) -> a readable dict: one entry per track plus the bus."""
-    tracks = []
-    for k, role in enumerate(roles):
-        row = {"role": role}
-        if files is not None:
-            row["file"] = files[k]
-        for name in STRIP_NAMES:
-            v = params[name][item, k]
-            row[name] = [round(float(a), 6) for a in v] if v.ndim else round(float(v), 6)
-        tracks.append(row)
-    bus = {name: round(float(params[name][item]), 6) for name in BUS_NAMES}
-    return {"n_peaks": int(params["peak_gain_db"].shape[-1]), "tracks": tracks, "bus": bus}
-
-
-def params_from_json(data: dict, dtype=torch.float32) -> dict:
-    """Inverse of :func:`params_to_json`: console params with batch 1 (track ``(1, N)``, peaks ``(1, N, P)``)."""
-    try:
-        rows, bus = data["tracks"], data["bus"]
-        out = {name: torch.tensor([[r[name] for r in rows]], dtype=dtype) for name in STRIP_NAMES}
-        out.update({name: torch.tensor([bus[name]], dtype=dtype) for name in BUS_NAMES})
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"mix parameters are missing {err}; expected the layout written by params_to_json.") from None
-    n_peaks = int(data.get("n_peaks", DEFAULT_N_PEAKS))
-    if out["peak_gain_db"].shape[-1] != n_peaks:
-        raise ValueError(f"mix parameters declare n_peaks={n_peaks} but hold {out['peak_gain_db'].shape[-1]} bands.")
-    return out

@@ -221,7 +221,8 @@ def main(argv=None) -> None:
 
     import torch
 
-    from .engineer import ENGINEERS, engineer_mix, params_to_json
+    from .. import parameters as param_files
+    from .engineer import ENGINEERS, engineer_mix
 
     plan = song_plan()
     if args.only:
@@ -271,13 +272,14 @@ def main(argv=None) -> None:
             seed = int(hashlib.sha256(f"{song.id}/{engineer}".encode()).hexdigest()[:8], 16)
             mixed, params = engineer_mix(stems, [e["role"] for e in entries], engineer, seed, song.tempo,
                                          stem_lufs=[e["lufs"] for e in entries])
-            data = {"song_id": song.id, "engineer": engineer, "seed": seed, "sample_rate": SR,
-                    **params_to_json(params, [e["role"] for e in entries], [e["file"] for e in entries])}
+            files = [e["file"] for e in entries]
+            data = param_files.to_json(params, [os.path.splitext(os.path.basename(f))[0] for f in files], SR,
+                                       roles=[e["role"] for e in entries], files=files, song_id=song.id,
+                                       engineer=engineer, seed=seed)
             rel = f"mixes/{song.id}/{engineer}.json"
             os.makedirs(os.path.join(out, "mixes", song.id), exist_ok=True)
             with open(os.path.join(out, rel), "w") as f:
-                json.dump(data, f, indent=1)
-                f.write("\n")
+                f.write(param_files.json_text(data))
             mixes.append({"engineer": engineer, "params": rel,
                           "peak_db": round(20 * math.log10(float(mixed.abs().max())), 3)})
         songs.append({"id": song.id, "task": song.task, "split": splits[song.id], "style": song.style,

@@ -475,9 +475,9 @@ def parametric_eq_sos(
     low_shelf_gain_db=0.0,
     low_shelf_cutoff_hz=80.0,
     low_shelf_q=0.707,
-    peak_gains_db=(0.0, 0.0, 0.0, 0.0),
-    peak_cutoffs_hz=(200.0, 800.0, 2500.0, 6000.0),
-    peak_qs=(0.707,) * 4,
+    peak_gain_db=(0.0, 0.0, 0.0, 0.0),
+    peak_cutoff_hz=(200.0, 800.0, 2500.0, 6000.0),
+    peak_q=(0.707,) * 4,
     high_shelf_gain_db=0.0,
     high_shelf_cutoff_hz=10000.0,
     high_shelf_q=0.707,
@@ -496,30 +496,30 @@ def parametric_eq_sos(
     like = torch.empty(0) if like is None else like
     return _parametric_eq_sos64(
         sample_rate, batch=batch, like=like, low_shelf_gain_db=low_shelf_gain_db, low_shelf_cutoff_hz=low_shelf_cutoff_hz,
-        low_shelf_q=low_shelf_q, peak_gains_db=peak_gains_db, peak_cutoffs_hz=peak_cutoffs_hz, peak_qs=peak_qs,
+        low_shelf_q=low_shelf_q, peak_gain_db=peak_gain_db, peak_cutoff_hz=peak_cutoff_hz, peak_q=peak_q,
         high_shelf_gain_db=high_shelf_gain_db, high_shelf_cutoff_hz=high_shelf_cutoff_hz, high_shelf_q=high_shelf_q,
     ).to(like.dtype)
 
 
 def _parametric_eq_sos64(sample_rate, *, batch, like, low_shelf_gain_db, low_shelf_cutoff_hz, low_shelf_q,
-                         peak_gains_db, peak_cutoffs_hz, peak_qs, high_shelf_gain_db, high_shelf_cutoff_hz,
+                         peak_gain_db, peak_cutoff_hz, peak_q, high_shelf_gain_db, high_shelf_cutoff_hz,
                          high_shelf_q) -> torch.Tensor:
     """``parametric_eq_sos`` in float64 on ``like``'s device (parameters keep their autograd graph)."""
     sr = check_sample_rate(sample_rate)
     like = torch.empty(0, dtype=torch.float64, device=like.device)
     if batch is None:
         batch = _infer_batch([low_shelf_gain_db, low_shelf_cutoff_hz, low_shelf_q, high_shelf_gain_db,
-                              high_shelf_cutoff_hz, high_shelf_q], [peak_gains_db, peak_cutoffs_hz, peak_qs])
+                              high_shelf_cutoff_hz, high_shelf_q], [peak_gain_db, peak_cutoff_hz, peak_q])
     nyq = sr / 2
     peaks = [_peak_columns(v, n, batch) for v, n in
-             ((peak_gains_db, "peak_gains_db"), (peak_cutoffs_hz, "peak_cutoffs_hz"), (peak_qs, "peak_qs"))]
+             ((peak_gain_db, "peak_gain_db"), (peak_cutoff_hz, "peak_cutoff_hz"), (peak_q, "peak_q"))]
     if len({len(p) for p in peaks}) != 1:
-        raise ValueError(f"peak_gains_db, peak_cutoffs_hz and peak_qs must have one value per band each; got "
+        raise ValueError(f"peak_gain_db, peak_cutoff_hz and peak_q must have one value per band each; got "
                          f"{len(peaks[0])}, {len(peaks[1])} and {len(peaks[2])} values.")
     names = [f"low_shelf_{n}" for n in ("gain_db", "cutoff_hz", "q")]
     bands = [("low_shelf", (low_shelf_gain_db, low_shelf_cutoff_hz, low_shelf_q), names)]
     for k, values in enumerate(zip(*peaks)):
-        bands.append(("peaking", values, [f"{n}[{k}]" for n in ("peak_gains_db", "peak_cutoffs_hz", "peak_qs")]))
+        bands.append(("peaking", values, [f"{n}[{k}]" for n in ("peak_gain_db", "peak_cutoff_hz", "peak_q")]))
     names = [f"high_shelf_{n}" for n in ("gain_db", "cutoff_hz", "q")]
     bands.append(("high_shelf", (high_shelf_gain_db, high_shelf_cutoff_hz, high_shelf_q), names))
     rows = []

@@ -18,9 +18,10 @@ Signal chain after Steinmetz (2020, sec. 4.2.5, fig. 8), with the reverb as a se
   reflections, unit energy, a fixed seed: the same parameters always give the same reverb), 100 % wet,
   then scales them by ``reverb_return_db``. ``master_gain_db`` scales the sum.
 
-Parameters live in one table, ``SPECS`` (a tuple of ``ParamSpec``), in real units. Three levels:
-``"track"`` (one value per track: ``(B, N)`` for the console, ``(B,)`` for one strip), ``"peak"``
-(one per track and peaking band: ``(B, N, P)`` / ``(B, P)``) and ``"bus"`` (one per mix: ``(B,)``).
+Parameters live in one table, ``SPECS`` (a tuple of ``ParamSpec``, defined in :mod:`automix_lite.parameters`,
+where the proxy's ranges are derived from it too), in real units. Levels: ``"track"`` (one value per track:
+``(B, N)`` for the console, ``(B,)`` for one strip), ``"peak"`` (one per track and peaking band: ``(B, N, P)`` /
+``(B, P)``), ``"bus"`` (the reverb bus) and ``"master"`` (one per mix: ``(B,)``).
 ``params_to_normalized`` / ``params_from_normalized`` map them to and from [0, 1] controls (linear or
 logarithmic per parameter), the interface used by the neural networks of Parts 2 and 3.
 
@@ -32,13 +33,13 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
 from .._checks import as_param, check_audio, check_sample_rate
+from ..parameters import LEVELS, SCALES, SPEC_BY_NAME, SPECS, ParamSpec  # noqa: F401  (the one parameter table)
 from .biquad import biquad_sos, parametric_eq_sos, sosfilt
 from .dynamics import EPS as _DETECTOR_EPS, compressor
 from .panning import LAWS, db_to_gain, pan
@@ -49,68 +50,10 @@ DEFAULT_N_PEAKS = 3
 FILTER_Q = 0.707  # Q of the high-pass and of both shelves (Butterworth-like)
 CUTOFF_LIMIT = 0.45  # cutoffs are clamped to CUTOFF_LIMIT * sample_rate (acts only below 35.6 kHz)
 REVERB_SEED = 0  # noise seed of the reverb bus's stereo impulse response
-LEVELS = ("track", "peak", "bus")
-SCALES = ("linear", "log")
 
 
-@dataclass(frozen=True)
-class ParamSpec:
-    """One console parameter: range ``[low, high]`` in ``unit``, ``scale`` of its [0, 1] control.
-
-    ``scale="log"`` maps geometrically: ``value = low * (high / low) ** n``; ``"linear"``:
-    ``value = low + (high - low) * n``. ``level`` is ``"track"``, ``"peak"`` or ``"bus"``.
-    """
-
-    name: str
-    low: float
-    high: float
-    unit: str
-    scale: str = "linear"
-    default: float = 0.0
-    doc: str = ""
-    level: str = "track"
-
-    def to_normalized(self, value: torch.Tensor) -> torch.Tensor:
-        """Real units -> [0, 1] (no checks; see ``params_to_normalized``)."""
-        if self.scale == "log":
-            return torch.log(value / self.low) / math.log(self.high / self.low)
-        return (value - self.low) / (self.high - self.low)
-
-    def from_normalized(self, norm: torch.Tensor) -> torch.Tensor:
-        """[0, 1] -> real units (no clamping; see ``params_from_normalized``)."""
-        if self.scale == "log":
-            return self.low * torch.exp(norm * math.log(self.high / self.low))
-        return self.low + (self.high - self.low) * norm
-
-
-SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("gain_db", -48.0, 24.0, "dB", "linear", 0.0, "input gain (trim/fader)"),
-    ParamSpec("highpass_cutoff_hz", 20.0, 1000.0, "Hz", "log", 20.0, "high-pass cutoff, 12 dB/octave; 20 Hz ~ off"),
-    ParamSpec("low_shelf_gain_db", -24.0, 24.0, "dB", "linear", 0.0, "low shelf gain"),
-    ParamSpec("low_shelf_cutoff_hz", 20.0, 1000.0, "Hz", "log", 100.0, "low shelf cutoff"),
-    ParamSpec("peak_gain_db", -24.0, 24.0, "dB", "linear", 0.0, "gain of each peaking band", "peak"),
-    ParamSpec("peak_cutoff_hz", 20.0, 16000.0, "Hz", "log", 1000.0,
-              "centre of each peaking band; defaults spread 250-4000 Hz (peak_cutoff_defaults)", "peak"),
-    ParamSpec("peak_q", 0.1, 10.0, "", "log", 0.707, "Q (sharpness) of each peaking band", "peak"),
-    ParamSpec("high_shelf_gain_db", -24.0, 24.0, "dB", "linear", 0.0, "high shelf gain"),
-    ParamSpec("high_shelf_cutoff_hz", 1000.0, 16000.0, "Hz", "log", 8000.0, "high shelf cutoff"),
-    ParamSpec("threshold_db", -60.0, 0.0, "dB", "linear", 0.0, "compressor threshold"),
-    ParamSpec("ratio", 1.0, 20.0, "", "log", 1.0, "compressor ratio (1 = no compression)"),
-    ParamSpec("attack_ms", 0.1, 100.0, "ms", "log", 10.0, "compressor attack time"),
-    ParamSpec("release_ms", 10.0, 1000.0, "ms", "log", 100.0, "compressor release time"),
-    ParamSpec("knee_db", 0.0, 12.0, "dB", "linear", 6.0, "compressor knee width (0 = hard knee)"),
-    ParamSpec("makeup_db", 0.0, 24.0, "dB", "linear", 0.0, "compressor make-up gain"),
-    ParamSpec("pan", 0.0, 1.0, "", "linear", 0.5, "pan position: 0 = left, 0.5 = centre, 1 = right"),
-    ParamSpec("reverb_send_db", -80.0, 0.0, "dB", "linear", -80.0, "post-pan send level to the reverb bus"),
-    ParamSpec("reverb_t60_s", 0.1, 5.0, "s", "log", 1.5, "reverb decay time (T60)", "bus"),
-    ParamSpec("reverb_return_db", -48.0, 12.0, "dB", "linear", 0.0, "reverb return level", "bus"),
-    ParamSpec("master_gain_db", -48.0, 24.0, "dB", "linear", 0.0, "master bus gain", "bus"),
-)
-"""The console's parameters in chain order: track-level, peak-level (one per band), then bus-level."""
-
-SPEC_BY_NAME = {s.name: s for s in SPECS}
-STRIP_NAMES = tuple(s.name for s in SPECS if s.level != "bus")
-BUS_NAMES = tuple(s.name for s in SPECS if s.level == "bus")
+STRIP_NAMES = tuple(s.name for s in SPECS if s.per_track)
+BUS_NAMES = tuple(s.name for s in SPECS if not s.per_track)  # the reverb bus, then the master
 ALL_NAMES = STRIP_NAMES + BUS_NAMES
 
 
@@ -248,7 +191,7 @@ def params_from_normalized(norm: Mapping) -> dict:
 
 def _shapes(batch: int, n_tracks: Optional[int], n_peaks: int):
     lead = (batch,) if n_tracks is None else (batch, n_tracks)
-    return {"track": lead, "peak": lead + (n_peaks,), "bus": (batch,)}
+    return {"track": lead, "peak": lead + (n_peaks,), "bus": (batch,), "master": (batch,)}
 
 
 def _check_sizes(batch, n_tracks, n_peaks):
@@ -340,8 +283,8 @@ def _eq_sos(sr: float, p: Mapping, m: int, like: torch.Tensor) -> torch.Tensor:
     eq = parametric_eq_sos(
         sr, batch=m, like=torch.empty(0, dtype=torch.float64, device=like.device),  # not like.double(): a copy of x
         low_shelf_gain_db=p["low_shelf_gain_db"], low_shelf_cutoff_hz=p["low_shelf_cutoff_hz"].clamp(max=cap),
-        low_shelf_q=FILTER_Q, peak_gains_db=p["peak_gain_db"], peak_cutoffs_hz=p["peak_cutoff_hz"].clamp(max=cap),
-        peak_qs=p["peak_q"], high_shelf_gain_db=p["high_shelf_gain_db"],
+        low_shelf_q=FILTER_Q, peak_gain_db=p["peak_gain_db"], peak_cutoff_hz=p["peak_cutoff_hz"].clamp(max=cap),
+        peak_q=p["peak_q"], high_shelf_gain_db=p["high_shelf_gain_db"],
         high_shelf_cutoff_hz=p["high_shelf_cutoff_hz"].clamp(max=cap), high_shelf_q=FILTER_Q,
     )
     return torch.cat([hp.unsqueeze(1), eq], 1)
@@ -445,7 +388,7 @@ def _mix_inputs(tracks, sample_rate, params: Mapping, mask, pan_law: str):
     b, n, _ = tracks.shape
     w = _check_mask(mask, b, n, tracks)
     shapes = _shapes(b, n, _n_peaks_of(params, 2, DEFAULT_N_PEAKS))
-    dims = {"track": ("batch", "tracks"), "peak": ("batch", "tracks", "bands"), "bus": ("batch",)}
+    dims = {"track": ("batch", "tracks"), "peak": ("batch", "tracks", "bands"), "bus": ("batch",), "master": ("batch",)}
     return tracks, sr, w, _validated(params, ALL_NAMES, shapes, dims, tracks)
 
 
@@ -645,7 +588,7 @@ def param_rows(params: Mapping, item: int = 0, names: Optional[Sequence[str]] = 
     for k in range(n):
         row = {"track": names[k]}
         for s in SPECS:
-            if s.level != "bus":
+            if s.per_track:
                 row[s.name] = params[s.name].detach()[item, k].cpu().tolist()
         rows.append(row)
     return rows
@@ -685,7 +628,7 @@ def describe(params: Mapping, item: int = 0, names: Optional[Sequence[str]] = No
 class ChannelStrip(nn.Module):
     """``channel_strip`` as a module: ``forward(x (B, 1, T), params) -> (out, send)``, stereo (B, 2, T)."""
 
-    specs = tuple(s for s in SPECS if s.level != "bus")
+    specs = tuple(s for s in SPECS if s.per_track)
 
     def __init__(self, sample_rate, n_peaks: int = DEFAULT_N_PEAKS, pan_law: str = DEFAULT_PAN_LAW):
         super().__init__()

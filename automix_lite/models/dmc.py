@@ -39,12 +39,12 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .._checks import check_multitrack, check_sample_rate
 from ..dsp.console import (BUS_NAMES, DEFAULT_N_PEAKS, DEFAULT_PAN_LAW, SPEC_BY_NAME, mix, param_names,
                            params_from_normalized, peak_cutoff_defaults, unpack_params)
 from ..dsp.panning import db_to_gain, pan_gains
+from ..parameters import MixParams
 
 __all__ = ["mel_filterbank", "LogMel", "TrackEncoder", "BasicConsole", "DSPConsole", "ProxyConsole", "DMC"]
 
@@ -123,6 +123,7 @@ class BasicConsole(nn.Module):
     The same result as :func:`automix_lite.dsp.mix` with every other parameter neutral and no reverb.
     """
 
+    kind = "basic"  # the console of automix_lite.parameters that renders these parameters
     track_names = ("gain_db", "pan")
     bus_names: tuple = ()
 
@@ -149,6 +150,7 @@ class BasicConsole(nn.Module):
 class DSPConsole(nn.Module):
     """The full mixing console of :func:`automix_lite.dsp.mix` (every ``SPECS`` parameter, ``n_peaks`` bands)."""
 
+    kind = "full"
     bus_names = BUS_NAMES
 
     def __init__(self, sample_rate: float = 44100, n_peaks: int = DEFAULT_N_PEAKS, pan_law: str = DEFAULT_PAN_LAW):
@@ -182,9 +184,10 @@ class ProxyConsole(nn.Module):
     ``proxy``: a :class:`~automix_lite.models.TCN` from :func:`automix_lite.models.proxy.load_proxy`
     (default: the bundled checkpoint). Gradients flow through it to the audio and the parameters; its
     weights stay fixed. Parameters: ``gain_db``, ``pan`` and the proxy's 22 ``proxy.NAMES`` (normalised
-    [0, 1] here, mapped to the proxy's [-1, 1]).
+    [0, 1] here, mapped to the proxy's [-1, 1]: ``MixParams.proxy_controls``).
     """
 
+    kind = "proxy"
     bus_names: tuple = ()
 
     def __init__(self, sample_rate: float = 44100, proxy: Optional[nn.Module] = None, pan_law: str = DEFAULT_PAN_LAW):
@@ -214,15 +217,17 @@ class ProxyConsole(nn.Module):
 
     def to_params(self, track: torch.Tensor, bus: torch.Tensor) -> dict:
         out = BasicConsole.to_params(self, track[..., :2], bus)
-        out["chain"] = track[..., 2:] * 2 - 1  # the proxy's [-1, 1] controls
-        out.update(zip(self.chain_names, self._denormalize(out["chain"].reshape(-1, len(self.chain_names)))
+        chain = track[..., 2:] * 2 - 1  # the proxy's [-1, 1] controls
+        out.update(zip(self.chain_names, self._denormalize(chain.reshape(-1, len(self.chain_names)))
                        .reshape(*track.shape[:-1], -1).unbind(-1)))
         return out
 
-    def forward(self, tracks: torch.Tensor, params: dict, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, tracks: torch.Tensor, params, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         b, n, t = tracks.shape
+        params = params if isinstance(params, MixParams) else MixParams(params, "proxy")
+        chain = params.proxy_controls()
         x = (db_to_gain(params["gain_db"]).unsqueeze(-1) * tracks).reshape(b * n, 1, t)
-        y = self.proxy(x, params["chain"].reshape(b * n, -1).to(x.dtype), same_length=True).reshape(b, n, t)
+        y = self.proxy(x, chain.reshape(b * n, -1).to(x.dtype), same_length=True).reshape(b, n, t)
         return BasicConsole.forward(self, y, {"gain_db": torch.zeros_like(params["gain_db"]), "pan": params["pan"]}, mask)
 
 
@@ -238,8 +243,9 @@ def _mlp(sizes: Sequence[int], dropout: float) -> nn.Sequential:
 class DMC(nn.Module):
     """Differentiable Mixing Console: ``forward(tracks (B, N, T), mask (B, N) bool)`` -> ``(mix (B, 2, T), params)``.
 
-    ``params`` holds real-unit tensors ``(B, N)`` per track parameter (and ``(B,)`` per bus parameter)
-    plus ``"_track"`` ``(B, N, P)`` and ``"_bus"`` ``(B, Q)``, the normalised outputs. ``console``:
+    ``params`` is a :class:`automix_lite.parameters.MixParams`: real-unit tensors ``(B, N)`` per track parameter (and
+    ``(B,)`` per bus parameter), with ``params.controls = (track (B, N, P), bus (B, Q))``, the network's
+    normalised outputs. ``console``:
     ``"basic"`` or ``"full"``; ``backend`` (full only): ``"dsp"`` or ``"proxy"`` (``proxy=`` a TCN, default
     the bundled one). ``max_tracks`` is the most tracks one call accepts (a model limit the CLI reports).
 
@@ -300,7 +306,7 @@ class DMC(nn.Module):
             raise ValueError("every item needs at least one real (unmasked) track.")
         return mask
 
-    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+    def estimate(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None) -> MixParams:
         """Predicted parameters (see the class docstring) without rendering the mix."""
         mask = self._check(tracks, mask)
         b, n, _ = tracks.shape
@@ -310,15 +316,14 @@ class DMC(nn.Module):
         context = (emb * w).sum(1) / w.sum(1)
         track = torch.sigmoid(self.post(torch.cat([emb, context.unsqueeze(1).expand_as(emb)], -1)))
         bus = torch.sigmoid(self.bus_head(context)) if self.bus_head is not None else track.new_zeros(b, 0)
-        params = self.console.to_params(track, bus)
-        params["_track"], params["_bus"] = track, bus
-        return params
+        return MixParams(self.console.to_params(track, bus), self.console.kind, controls=(track, bus))
 
     def forward(self, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None):
         mask = self._check(tracks, mask)
         params = self.estimate(tracks, mask)
         return self.render(tracks, params, mask), params
 
-    def render(self, tracks: torch.Tensor, params: dict, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The console's mix of ``tracks`` with ``params`` (real units, as returned by ``estimate``)."""
-        return self.console(tracks, {k: v for k, v in params.items() if not k.startswith("_")}, mask)
+    def render(self, tracks: torch.Tensor, params, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The console's mix of ``tracks`` with ``params`` (a :class:`~automix_lite.parameters.MixParams` as returned
+        by ``estimate``, or a dict of the console's names in real units)."""
+        return self.console(tracks, params, mask)

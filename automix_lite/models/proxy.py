@@ -6,39 +6,39 @@ of sec. 4.3.1 (``automix_lite.models.TCN``) that receives the chain's parameters
 and a plateau schedule (sec. 4.5), evaluated with MAE, ESR, MCD and MR-STFT (sec. 4.6) in the four
 cases of Table 6 (each processor alone, then combined).
 
-- ``SPECS``: the chain's 22 parameters (``ProxySpec``: name, low, high, unit, scale, processor) in chain
-  order; ``normalize`` / ``denormalize`` map real units <-> [-1, 1]; ``sample_params`` draws them
-  uniformly in the normalised domain, with the processors not in ``active`` set to bypass
-  (EQ gains 0 dB; compressor ratio 1 and make-up 0 dB; reverb wet 0).
+- ``SPECS``: the chain's 22 parameters in chain order, rows of the one parameter table
+  (``automix_lite.parameters.PROXY_SPECS``: the console's names and units, the proxy's narrower ranges);
+  ``normalize`` / ``denormalize`` map real units <-> [-1, 1]; ``sample_params`` draws them uniformly in the
+  normalised domain, with the processors not in ``active`` set to bypass (EQ gains 0 dB; compressor ratio 1
+  and make-up 0 dB; reverb wet 0).
 - ``channel_chain``: the differentiable DSP reference (``dsp.parametric_eq``, ``dsp.compressor``,
   ``dsp.reverb`` with the fixed noise seed ``REVERB_SEED``); deterministic.
 - ``build_model`` / ``save_checkpoint`` / ``load_checkpoint`` / ``load_proxy``: the TCN proxy and its files, in
   the checkpoint format of every model of the package (``automix_lite.train``, ``automix-lite-model/1``);
   ``upgrade_checkpoint`` converts a file of the proxy's first loop (``LEGACY_FORMAT``), which
   ``load_checkpoint`` also reads.
-- ``training_stems`` / ``make_batch``: random patches of the bundled stems with the augmentations of
-  sec. 4.4 and optional mixup (eqs. 4.15-4.16); ``DEFAULT_CONFIG`` / ``load_config``: a training config
-  (``"model": "proxy"``); ``TrainingPart``: the proxy's data, loss, schedule and validation in the steps of
-  the one training loop ``automix_lite.train.train``; ``train``: that loop for a proxy config; ``evaluate`` /
-  ``format_table``: the Table-6 evaluation on held-out TEST stems; ``gradient_agreement``: cosine
-  similarity of the proxy's and the DSP's gradients with respect to the parameters.
+- ``evaluate`` / ``format_table``: the Table-6 evaluation on held-out TEST stems; ``gradient_agreement``:
+  cosine similarity of the proxy's and the DSP's gradients with respect to the parameters.
+
+Training lives in :mod:`automix_lite.train`, the one loop of every model: the config
+(``train.PROXY_DEFAULT_CONFIG``, ``"model": "proxy"``), the data (``train.proxy_batch`` / ``train.proxy_stems``:
+random patches of the bundled stems with the augmentations of sec. 4.4 and optional mixup, eqs. 4.15-4.16)
+and the proxy's part of the loop.
 
 The reverb's decay (T60 0.3-1.5 s) is longer than the receptive field of any TCN here (TCN-10: 325 ms,
 TCN-20: 650 ms at 44.1 kHz): the proxy can only learn the part of the tail that fits in its window,
 which is why the T60 range is kept modest.
 
-Command line: ``automix train CONFIG.json --out DIR`` (e.g. ``configs/proxy_cpu.json``; the same as
-``python -m automix_lite.models.proxy train CONFIG.json --out DIR``, kept as an alias) and
+Command line: ``automix train CONFIG.json --out DIR`` (e.g. ``configs/proxy_cpu.json``;
+``python -m automix_lite.models.proxy train ...`` is kept as an alias of it) and
 ``python -m automix_lite.models.proxy evaluate CHECKPOINT.pt``.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 import os
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -47,7 +47,8 @@ import torch
 from .._checks import check_audio, check_sample_rate
 from ..dsp import compressor, parametric_eq, reverb
 from ..losses import MRSTFTLoss, esr, l1
-from .tcn import PRESETS, TCN, center_crop
+from ..parameters import PROXY_BYPASS, PROXY_SPECS, ParamSpec
+from .tcn import TCN, center_crop
 
 PROCESSORS = ("eq", "compressor", "reverb")
 CASES = (("equalizer", ("eq",)), ("compressor", ("compressor",)), ("reverb", ("reverb",)),
@@ -72,54 +73,18 @@ MCD_K = 25
 MCD_ALPHA = 10.0 * math.sqrt(2.0) / math.log(10.0)  # eq. 4.21, about 6.14185
 
 
-@dataclass(frozen=True)
-class ProxySpec:
-    """One chain parameter: range ``[low, high]`` in ``unit``; ``scale`` ``"linear"`` or ``"log"``; ``processor``."""
+ProxySpec = ParamSpec
+"""A proxy parameter is a row of the one parameter table (``automix_lite.parameters``), narrowed to the proxy's range."""
 
-    name: str
-    low: float
-    high: float
-    unit: str
-    scale: str
-    processor: str
-
-
-def _spec(name, low, high, unit, scale, processor):
-    return ProxySpec(name, float(low), float(high), unit, scale, processor)
-
-
-# Ranges lie inside automix_lite.dsp.console.SPECS; gains, Q and the make-up are narrower and each
-# peaking band gets its own decade so that the bands keep their order.
-SPECS: tuple = (
-    _spec("low_shelf_gain_db", -12, 12, "dB", "linear", "eq"),
-    _spec("low_shelf_cutoff_hz", 30, 400, "Hz", "log", "eq"),
-    _spec("peak1_gain_db", -12, 12, "dB", "linear", "eq"),
-    _spec("peak1_cutoff_hz", 80, 800, "Hz", "log", "eq"),
-    _spec("peak1_q", 0.5, 4, "", "log", "eq"),
-    _spec("peak2_gain_db", -12, 12, "dB", "linear", "eq"),
-    _spec("peak2_cutoff_hz", 300, 3000, "Hz", "log", "eq"),
-    _spec("peak2_q", 0.5, 4, "", "log", "eq"),
-    _spec("peak3_gain_db", -12, 12, "dB", "linear", "eq"),
-    _spec("peak3_cutoff_hz", 1000, 10000, "Hz", "log", "eq"),
-    _spec("peak3_q", 0.5, 4, "", "log", "eq"),
-    _spec("high_shelf_gain_db", -12, 12, "dB", "linear", "eq"),
-    _spec("high_shelf_cutoff_hz", 2000, 16000, "Hz", "log", "eq"),
-    _spec("threshold_db", -60, 0, "dB", "linear", "compressor"),
-    _spec("ratio", 1, 20, "", "log", "compressor"),
-    _spec("attack_ms", 0.1, 100, "ms", "log", "compressor"),
-    _spec("release_ms", 10, 1000, "ms", "log", "compressor"),
-    _spec("knee_db", 0, 12, "dB", "linear", "compressor"),
-    _spec("makeup_db", 0, 12, "dB", "linear", "compressor"),
-    _spec("t60_s", 0.3, 1.5, "s", "log", "reverb"),
-    _spec("damping", 0, 1, "", "linear", "reverb"),
-    _spec("wet", 0, 0.5, "", "linear", "reverb"),
-)
+SPECS: tuple = PROXY_SPECS
+"""The chain's 22 parameters in the order of the conditioning vector: ``automix_lite.parameters.PROXY_SPECS``, the
+console's rows (same names; peaking band ``k`` is ``peak_gain_db[k]``) narrowed to ``parameters.PROXY_RANGES`` (EQ
+gains +-12 dB, each peaking band its own decade so that the bands keep their order, make-up 0-12 dB, T60
+0.3-1.5 s), plus the insert reverb's ``reverb_damping`` and ``reverb_wet``."""
 NAMES = tuple(s.name for s in SPECS)
 N_PARAMS = len(SPECS)
 GROUPS = {p: [i for i, s in enumerate(SPECS) if s.processor == p] for p in PROCESSORS}
-BYPASS = {"eq": {n: 0.0 for n in NAMES if n.endswith("gain_db")},
-          "compressor": {"ratio": 1.0, "makeup_db": 0.0},
-          "reverb": {"wet": 0.0}}
+BYPASS = PROXY_BYPASS
 """Real-unit settings that switch each processor off (the other parameters then do not matter)."""
 
 _LOW = torch.tensor([s.low for s in SPECS], dtype=torch.float64)
@@ -205,13 +170,13 @@ def channel_chain(x: torch.Tensor, sample_rate: float, params_norm: torch.Tensor
     if p.shape[0] != x.shape[0]:
         raise ValueError(f"params_norm has {p.shape[0]} rows but x has batch size {x.shape[0]}; give one row per item.")
     v = dict(zip(NAMES, denormalize(p.to(x.dtype)).unbind(1)))
-    peaks = [1, 2, 3]
+    peaks = range(3)
     y = parametric_eq(
         x, sr,
         low_shelf_gain_db=v["low_shelf_gain_db"], low_shelf_cutoff_hz=v["low_shelf_cutoff_hz"],
-        peak_gains_db=torch.stack([v[f"peak{k}_gain_db"] for k in peaks], 1),
-        peak_cutoffs_hz=torch.stack([v[f"peak{k}_cutoff_hz"] for k in peaks], 1),
-        peak_qs=torch.stack([v[f"peak{k}_q"] for k in peaks], 1),
+        peak_gain_db=torch.stack([v[f"peak_gain_db[{k}]"] for k in peaks], 1),
+        peak_cutoff_hz=torch.stack([v[f"peak_cutoff_hz[{k}]"] for k in peaks], 1),
+        peak_q=torch.stack([v[f"peak_q[{k}]"] for k in peaks], 1),
         high_shelf_gain_db=v["high_shelf_gain_db"], high_shelf_cutoff_hz=v["high_shelf_cutoff_hz"],
     )
     # A processor bypassed in every row is skipped when no gradient is needed (same output, less work).
@@ -219,8 +184,8 @@ def channel_chain(x: torch.Tensor, sample_rate: float, params_norm: torch.Tensor
     if grad or not bool(((v["ratio"] == 1) & (v["makeup_db"] == 0)).all()):
         y = compressor(y, sr, v["threshold_db"], v["ratio"], v["attack_ms"], v["release_ms"], v["knee_db"],
                        v["makeup_db"])
-    if grad or bool((v["wet"] != 0).any()):
-        y = reverb(y, sr, t60_s=v["t60_s"], wet=v["wet"], damping=v["damping"], seed=REVERB_SEED)
+    if grad or bool((v["reverb_wet"] != 0).any()):
+        y = reverb(y, sr, t60_s=v["reverb_t60_s"], wet=v["reverb_wet"], damping=v["reverb_damping"], seed=REVERB_SEED)
     return y
 
 
