@@ -13,6 +13,9 @@
 - ``automix data --out DIR [--soundfont PATH] [--jobs N] [--quality Q] [--only TEXT]``: regenerate the bundled
   multitrack set (``python -m automix_lite.data.render``; needs FluidSynth and a General MIDI SoundFont).
 - ``automix models``: the bundled checkpoints.
+- ``automix listening-test MIXES --out DIR --design {mushra,ape} [--seconds S] [--lufs L] [--no-anchors] ...``:
+  a self-contained static MUSHRA or APE test page from ``MIXES/<passage>/<system>.wav`` (chapter 4.2,
+  :func:`automix_lite.listening.make_test`, ``notebooks/16_listening_tests.ipynb``).
 
 Nothing is ever overwritten without ``--overwrite``; no output may be an input (a stem, the ``--model``
 checkpoint, the ``--params`` file) or another output, nor lie in the stems folder. Every output is checked
@@ -229,6 +232,19 @@ def _models(args) -> int:
     return 0
 
 
+def _listening_test(args) -> int:
+    from .listening import make_test
+
+    index = make_test(args.mixes, args.out, design=args.design, seconds=args.seconds, lufs=args.lufs,
+                      anchors=not args.no_anchors, overwrite=args.overwrite, seed=args.seed, start=args.start,
+                      title=args.title, training=args.training)
+    folder = os.path.dirname(index)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
+    print(f"wrote {folder} ({args.design}, {size / 1e6:.1f} MB): open {index} in a browser, or put the folder on "
+          "any static web host; participants download their results as CSV at the end.")
+    return 0
+
+
 @contextlib.contextmanager
 def _warnings_as_lines():
     """Show warnings as ``automix: warning: ...`` lines on stderr (no source lines)."""
@@ -306,6 +322,25 @@ def main(argv=None) -> int:
     p.set_defaults(func=_data)
 
     sub.add_parser("models", help="list the bundled pretrained models").set_defaults(func=_models)
+
+    p = sub.add_parser("listening-test", help="write a static MUSHRA or APE listening-test page",
+                       description="From MIXES/<passage>/<system>.wav (and MIXES/<passage>/reference.wav) write a "
+                                   "self-contained folder that runs from file:// or any static host: loudness-matched "
+                                   "stimuli, randomised orders, a training page and a CSV download of the ratings.")
+    p.add_argument("mixes", metavar="MIXES", help="one folder per passage, one audio file per system in it")
+    p.add_argument("--out", required=True, metavar="DIR", help="the test folder to write (must not exist)")
+    p.add_argument("--design", choices=["mushra", "ape"], default="mushra",
+                   help="mushra (ITU-R BS.1534: needs reference.wav; hidden reference and anchors) or ape (one "
+                        "shared axis, no reference needed); default mushra")
+    p.add_argument("--seconds", type=_seconds, default=10.0, help="stimulus length in seconds (default 10)")
+    p.add_argument("--start", type=float, default=0.0, metavar="S", help="where the excerpt starts (default 0 s)")
+    p.add_argument("--lufs", type=float, default=-23.0, metavar="L", help="loudness of every stimulus (default -23)")
+    p.add_argument("--no-anchors", action="store_true", help="MUSHRA without the 3.5 kHz low-pass and mono anchors")
+    p.add_argument("--training", metavar="PASSAGE", help="the passage of the training page (default: the first)")
+    p.add_argument("--title", default="Listening test", help="the page title")
+    p.add_argument("--seed", type=int, help="fixes the stimulus file numbering (same inputs, same folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace DIR if it is a test written before")
+    p.set_defaults(func=_listening_test)
     args = parser.parse_args(argv)
     try:
         with _warnings_as_lines():
