@@ -212,6 +212,8 @@ def _session(drv, folder: Path, design: str, downloads: Path, screenshot: Path |
     _wait("the welcome page", lambda: _attr(drv, "app", "data-view") == "welcome")
     session = _attr(drv, "app", "data-session")
     assert len(session) == 16
+    time.sleep(0.1)
+    assert _attr(drv, "playhead", "data-state") == "", "an AudioContext exists before the first click"
 
     _click(drv, "#start")  # the form is incomplete
     assert _attr(drv, "app", "data-view") == "welcome" and drv.find_element("id", "welcome-message").text
