@@ -16,6 +16,10 @@
 - ``automix listening-test MIXES --out DIR --design {mushra,ape} [--seconds S] [--lufs L] [--no-anchors] ...``:
   a self-contained static MUSHRA or APE test page from ``MIXES/<passage>/<system>.wav`` (chapter 4.2,
   :func:`automix_lite.listening.make_test`, ``notebooks/16_listening_tests.ipynb``).
+- ``automix evaluate MIX --reference REF [--json OUT] [--compat] [--trim] [--overwrite]``: the mix features of
+  chapter 4.1 (:mod:`automix_lite.features`, ``notebooks/15_objective_evaluation.ipynb``) of a mix against a
+  reference: per feature both values and the percentage error, per group the MAPE; two folders are matched
+  by file name (without the ending) and get the mean per group too. ``--json`` writes the numbers.
 
 Nothing is ever overwritten without ``--overwrite``; no output may be an input (a stem, the ``--model``
 checkpoint, the ``--params`` file) or another output, nor lie in the stems folder. Every output is checked
@@ -232,6 +236,93 @@ def _models(args) -> int:
     return 0
 
 
+def _evaluation_files(path: str, what: str) -> dict:
+    """``{name without ending: path}`` of the audio files directly in the folder ``path`` (hidden files and
+    sub-folders skipped, other files named in a warning)."""
+    from .inference import AUDIO_EXTENSIONS
+
+    found, ignored = {}, []
+    for entry in sorted(os.listdir(path)):
+        full = os.path.join(path, entry)
+        if entry.startswith(".") or os.path.isdir(full):
+            continue
+        if not entry.lower().endswith(AUDIO_EXTENSIONS) or not os.path.isfile(full):
+            ignored.append(entry)
+            continue
+        name = os.path.splitext(entry)[0]
+        if name in found:
+            raise ValueError(f"{what} {path} holds two audio files named {name!r} ({os.path.basename(found[name])}, "
+                             f"{entry}); keep one so that the files can be matched by name.")
+        found[name] = full
+    if ignored:
+        warnings.warn(f"{what}: ignoring {', '.join(ignored)} (not audio by the name)")
+    if not found:
+        raise ValueError(f"no audio files in {what} {path}.")
+    return found
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from . import audio, features
+    from ._checks import atomic_outputs, check_output
+
+    out_dir, ref_dir = os.path.isdir(args.mix), os.path.isdir(args.reference)
+    for p in (args.mix, args.reference):
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"no file or folder at {p}.")
+    if out_dir != ref_dir:
+        raise ValueError(f"MIX {args.mix} and --reference {args.reference} must both be audio files or both folders.")
+    if out_dir:
+        outs, refs = _evaluation_files(args.mix, "MIX"), _evaluation_files(args.reference, "--reference")
+        pairs = [(n, outs[n], refs[n]) for n in outs if n in refs]
+        only_out, only_ref = [n for n in outs if n not in refs], [n for n in refs if n not in outs]
+        if only_out or only_ref:
+            warnings.warn("unmatched names: " + "; ".join(
+                part for part in (f"only in {args.mix}: {', '.join(only_out)}" if only_out else "",
+                                  f"only in {args.reference}: {', '.join(only_ref)}" if only_ref else "") if part))
+        if not pairs:
+            raise ValueError(f"no file of {args.mix} has a namesake in {args.reference}; name the mixes alike.")
+    else:
+        pairs = [(os.path.splitext(os.path.basename(args.mix))[0], args.mix, args.reference)]
+    if args.json:
+        for _, o, r in pairs:
+            for p in (o, r):
+                if _same(args.json, p):
+                    raise ValueError(f"--json {args.json} is the input {p}; refusing to write over an input.")
+        check_output(args.json, args.overwrite, "--json")
+    results = {}
+    for name, out_path, ref_path in pairs:
+        try:
+            out, out_sr = audio.load(out_path)
+            ref, ref_sr = audio.load(ref_path)
+            result = features.feature_mape(out[0].numpy(), ref[0].numpy(), (out_sr, ref_sr), compat=args.compat,
+                                           trim=args.trim)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}" if out_dir else str(err)) from None
+        results[name] = result
+        print(f"{out_path} against {ref_path} ({out_sr} Hz)")
+        print(features.feature_table(result))
+        print()
+    summary = None
+    if out_dir:
+        summary = {g: float(sum(r["groups"][g] for r in results.values()) / len(results)) for g in features.GROUPS}
+        print(f"mean over {len(results)} mix(es): " + ", ".join(f"{g} {v:.2f} %" for g, v in summary.items()))
+    if args.json:
+        def finite(v):  # NaN (no audible frame in common) as null: strict JSON
+            if isinstance(v, dict):
+                return {k: finite(x) for k, x in v.items()}
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        data = {"compat": bool(args.compat), "unit": "percent", "mixes": results, "mean_groups": summary}
+        with atomic_outputs([args.json], args.overwrite) as (tmp,):
+            with open(tmp, "w") as f:
+                json.dump(finite(data), f, indent=2, allow_nan=False)
+                f.write("\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _listening_test(args) -> int:
     from .listening import make_test
 
@@ -341,6 +432,16 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, help="fixes the stimulus file numbering (same inputs, same folder)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it is a test written before")
     p.set_defaults(func=_listening_test)
+    p = sub.add_parser("evaluate", help="mix features and their percentage errors against a reference mix",
+                       description="Spectral, panning, dynamics and loudness features of MIX against REF (chapter "
+                                   "4.1, automix_lite.features); two folders are matched by file name.")
+    p.add_argument("mix", metavar="MIX", help="a stereo audio file, or a folder of them")
+    p.add_argument("--reference", required=True, metavar="REF", help="the reference mix (file or folder)")
+    p.add_argument("--json", metavar="OUT.json", help="also write the numbers as JSON")
+    p.add_argument("--compat", action="store_true", help="the automix-toolkit's definitions, quirks included")
+    p.add_argument("--trim", action="store_true", help="cut mixes of different lengths to the shorter at the end")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.set_defaults(func=_evaluate)
     args = parser.parse_args(argv)
     try:
         with _warnings_as_lines():
