@@ -16,6 +16,10 @@
 - ``automix listening-test MIXES --out DIR --design {mushra,ape} [--seconds S] [--lufs L] [--no-anchors] ...``:
   a self-contained static MUSHRA or APE test page from ``MIXES/<passage>/<system>.wav`` (chapter 4.2,
   :func:`automix_lite.listening.make_test`, ``notebooks/16_listening_tests.ipynb``).
+- ``automix listening-analyse CSV [CSV ...] [--out DIR] [--overwrite] [--design D] [--alpha A] ...``: the
+  statistics of the results CSV(s) of that page (chapter 4.2, :func:`automix_lite.listening.analyse`,
+  ``notebooks/16_listening_tests.ipynb``): BS.1534 post-screening, Kruskal-Wallis + Conover (as the thesis),
+  Friedman + post-hoc and Wilcoxon/Holm; prints the overall results; ``--out`` writes tables, report, plots.
 - ``automix evaluate MIX --reference REF [--json OUT] [--compat] [--trim] [--overwrite]``: the mix features of
   chapter 4.1 (:mod:`automix_lite.features`, ``notebooks/15_objective_evaluation.ipynb``) of a mix against a
   reference: per feature both values and the percentage error, per group the MAPE; two folders are matched
@@ -336,6 +340,23 @@ def _listening_test(args) -> int:
     return 0
 
 
+def _listening_analyse(args) -> int:
+    from .listening import analysis
+
+    if args.out:  # refuse before any work: existing files (without --overwrite), an input among the outputs
+        analysis.check_out_dir(args.out, args.overwrite, inputs=args.csv)
+    result = analysis.analyse(args.csv, design=args.design, alpha=args.alpha, threshold=args.threshold,
+                              max_fraction=args.max_fraction, min_time_s=args.min_time, blocks=args.blocks,
+                              screen=not args.no_screening)
+    print(result.to_markdown(full=False))
+    if args.out:
+        paths = result.write(args.out, overwrite=args.overwrite)
+        print(f"wrote {len(paths)} files to {args.out}: {', '.join(os.path.basename(p) for p in paths)}")
+    else:
+        print("(per-page results, tables and plots: --out DIR)")
+    return 0
+
+
 @contextlib.contextmanager
 def _warnings_as_lines():
     """Show warnings as ``automix: warning: ...`` lines on stderr (no source lines)."""
@@ -432,6 +453,26 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, help="fixes the stimulus file numbering (same inputs, same folder)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it is a test written before")
     p.set_defaults(func=_listening_test)
+
+    p = sub.add_parser("listening-analyse", help="statistics of listening-test results (the page's CSV files)",
+                       description="Post-screen the listeners (ITU-R BS.1534-3 hidden-reference rule) and compare "
+                                   "the systems: Kruskal-Wallis + Conover (as the thesis), Friedman + Conover and "
+                                   "pairwise Wilcoxon with Holm, per page and overall.")
+    p.add_argument("csv", nargs="+", metavar="CSV", help="results CSV file(s): one per participant, or joined")
+    p.add_argument("--out", metavar="DIR", help="write the tables (CSV), report.md and plots (PNG) into DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace files already in DIR")
+    p.add_argument("--design", choices=["mushra", "ape"], help="analyse only this design (needed if mixed)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--threshold", type=float, default=90.0,
+                   help="post-screening: a hidden-reference score below this fails a page (default 90)")
+    p.add_argument("--max-fraction", type=float, default=0.15,
+                   help="post-screening: exclude a listener failing more than this fraction of pages (default 0.15)")
+    p.add_argument("--min-time", type=float, metavar="S", help="also exclude listeners whose total time is below S s")
+    p.add_argument("--blocks", choices=["listener_page", "listener"], default="listener_page",
+                   help="overall repeated-measures blocks: listener x page (default) or listener means")
+    p.add_argument("--no-screening", action="store_true", help="keep every listener")
+    p.set_defaults(func=_listening_analyse)
+
     p = sub.add_parser("evaluate", help="mix features and their percentage errors against a reference mix",
                        description="Spectral, panning, dynamics and loudness features of MIX against REF (chapter "
                                    "4.1, automix_lite.features); two folders are matched by file name.")

@@ -23,3 +23,4 @@ from .page import (  # noqa: F401
 )
 
 # analysis: `from .analysis import ...` goes on the line below (added with analysis.py).
+from .analysis import ListeningAnalysis, analyse, load_ratings, plot_scores, power_analysis, screen_listeners, simulate_panel  # noqa: F401,E501
