@@ -395,6 +395,12 @@ def test_equal_true_means_give_about_alpha_false_positives():
     assert hits <= 3  # Binomial(20, ~0.05): P(> 3) < 2 %
 
 
+def test_listener_page_blocks_are_anti_conservative_when_listeners_differ_in_taste():
+    kw = dict(effect=0, n_listeners=(12,), listener_system_sd=6.0, n_sims=1000, seed=3)
+    assert A.power_analysis(**kw)["power"].iloc[0] > 0.09  # pseudo-replication: the pages of one listener
+    assert A.power_analysis(**kw, blocks="listener")["power"].iloc[0] < 0.07
+
+
 def test_a_large_effect_is_detected_by_every_test():
     df = A.simulate_panel({"good": 75, "poor": 45, "middle": 60}, n_listeners=8, pages=3, seed=5)
     res = A.analyse(df, n_boot=0)
