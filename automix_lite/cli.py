@@ -341,7 +341,11 @@ def _listening_test(args) -> int:
 
 
 def _listening_analyse(args) -> int:
-    from .listening import analysis
+    try:
+        from .listening import analysis
+    except ImportError as err:  # pandas / scikit-posthocs are in the [notebooks] extra, not the core package
+        raise ValueError(f"listening-analyse needs pandas and scikit-posthocs ({err}); install them with "
+                         "`pip install \"automix-lite[notebooks]\"`.") from None
 
     if args.out:  # refuse before any work: existing files (without --overwrite), an input among the outputs
         analysis.check_out_dir(args.out, args.overwrite, inputs=args.csv)

@@ -18,7 +18,7 @@ Models mix through :func:`automix_lite.inference.mix_stems`, exactly as ``automi
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 import torch
 
@@ -26,8 +26,8 @@ from . import baselines, data, metrics
 from .dsp.console import default_params, mix
 from .inference import active_mask
 
-__all__ = ["MIXERS", "excerpt", "baseline_mixer", "model_mixer", "evaluate", "summarize",
-           "markdown_table"]
+__all__ = ["MIXERS", "excerpt", "baseline_mixer", "model_mixer", "evaluate", "frechet_by_mixer", "summarize",
+           "markdown_table", "metrics_table", "engineer_mixer", "every_mixer", "feature_metrics", "PERTURBATIONS", "BLIND_RELATIVE", "perturb", "meta_evaluate", "meta_summary", "meta_table"]
 
 MIXERS = ("mono", "random", "knowledge", "knowledge (gain, pan)", "engineer (gain, pan)")
 """Reference mixers of :func:`baseline_mixer`. The last is an oracle: the engineer's own gains and pans with
@@ -101,8 +101,63 @@ def model_mixer(model) -> Callable:
     return run
 
 
-def _score(y, params, ex, loss) -> dict:
+def engineer_mixer(engineer: str = "punchy") -> Callable:
+    """A mixer ``f(ex)`` that returns another engineer's stored mix of the same excerpt and its parameters (chapter
+    4.1 scores the *punchy* engineer against the *natural* one)."""
+    def run(ex):
+        song = ex["entry"]["id"]
+        return data.reproduce_mix(song, engineer)[None, :, : ex["target"].shape[-1]], data.mix_params(song, engineer)
+
+    return run
+
+
+def every_mixer(task: str, random_draws: int = 5, engineers: Sequence[str] = ("punchy",)) -> dict:
+    """Every mixer of the book for a task: the baselines (mono, random with ``random_draws`` seeds, knowledge),
+    the other engineers' stored mixes and every bundled model trained on ``task`` (``automix_lite.pretrained``).
+    Taught in ``notebooks/15_objective_evaluation.ipynb``."""
+    from . import pretrained
+
+    mixers = {"mono": baseline_mixer("mono"), "random": baseline_mixer("random", random_draws),
+              "knowledge": baseline_mixer("knowledge")}
+    mixers.update({f"engineer: {e}": engineer_mixer(e) for e in engineers})
+    for name in pretrained.available():
+        ck = pretrained.load_checkpoint(name)
+        if ck["config"]["task"] == task:
+            mixers[name] = model_mixer(ck["model"])
+    return mixers
+
+
+def feature_metrics(sample_rate: int = data.SAMPLE_RATE, stereo: bool = False) -> dict:
+    """The metrics of chapter 4.1 for :func:`evaluate` and :func:`meta_evaluate`: the MAPE of the four feature
+    groups (``"spectral MAPE"`` ..., one feature computation per mix, :func:`automix_lite.features.feature_mape`)
+    and ``"MR-STFT"`` (:class:`automix_lite.losses.MRSTFTLoss` over both channels); with ``stereo``, also the
+    ``"stereo loss"`` after loudness matching (:func:`automix_lite.metrics.matched_stereo_loss`)."""
+    from . import features
+    from .losses import MRSTFTLoss
+
+    mrstft = MRSTFTLoss()
+    fns = {"features": lambda y, r: {f"{g} MAPE": v for g, v in features.feature_mape(y, r, sample_rate)["groups"].items()},
+           "MR-STFT": lambda y, r: float(mrstft(y, r))}
+    if stereo:
+        fns["stereo loss"] = lambda y, r: metrics.matched_stereo_loss(y, r, sample_rate)
+    return fns
+
+
+def _metric_values(fns, y, target) -> dict:
+    """``{name: float}`` of metric functions; a function that returns a mapping gives several named values."""
+    out = {}
+    for name, fn in (fns or {}).items():
+        value = fn(y, target)
+        if isinstance(value, Mapping):
+            out.update({str(k): float(v) for k, v in value.items()})
+        else:
+            out[name] = float(value)
+    return out
+
+
+def _score(y, params, ex, loss, extra=None) -> dict:
     row = {"stereo": metrics.matched_stereo_loss(y, ex["target"], data.SAMPLE_RATE, loss)}
+    row.update(_metric_values(extra, y, ex["target"]))
     if params is not None and "gain_db" in params and "pan" in params:
         m = ex["mask"][0]
         sub = lambda p: {k: p[k][:, m] for k in ("gain_db", "pan")}  # noqa: E731 - audible tracks only
@@ -112,11 +167,17 @@ def _score(y, params, ex, loss) -> dict:
 
 
 def evaluate(mixers: Mapping[str, Callable], task: str = "songs", split: str = "test", seconds: Optional[float] = 8.0,
-             engineer: str = "natural", songs: Optional[int] = None) -> list:
-    """Rows ``{"mixer", "task", "song", "stereo", ["gain_db", "pan"]}``, one per song and mixer.
+             engineer: str = "natural", songs: Optional[int] = None, extra: Optional[Mapping[str, Callable]] = None,
+             embed: Optional[Callable] = None) -> list:
+    """Rows ``{"mixer", "task", "song", "stereo", ["gain_db", "pan"], ...}``, one per song and mixer.
 
     ``mixers``: name -> ``f(ex)`` (see :func:`baseline_mixer`, :func:`model_mixer`); ``songs`` limits the
-    number of songs (first ones in manifest order).
+    number of songs (first ones in manifest order). ``extra``: more metrics, name -> ``f(mix (1, 2, T), target
+    (1, 2, T)) -> float``, or a mapping of several named values (chapter 4.1 adds the feature MAPE groups from
+    one feature computation, and MR-STFT). ``embed(mix) -> vector``: each
+    row also holds ``"embedding"`` of the mix and ``"target_embedding"`` of the engineer's, for
+    :func:`frechet_by_mixer`. A mixer that returns several mixes (``"random"``) is scored by their mean (its
+    embedding is the first draw's).
     """
     from .losses import StereoLoss
 
@@ -125,35 +186,73 @@ def evaluate(mixers: Mapping[str, Callable], task: str = "songs", split: str = "
     rows = []
     for entry in entries:
         ex = excerpt(entry["id"], seconds, engineer)
+        target_embedding = embed(ex["target"]) if embed is not None else None
         for name, fn in mixers.items():
             with torch.no_grad():
                 y, params = fn(ex)
             if isinstance(y, list):
-                scores = [_score(a, b, ex, loss) for a, b in zip(y, params)]
+                scores = [_score(a, b, ex, loss, extra) for a, b in zip(y, params)]
                 row = {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
             else:
-                row = _score(y, params, ex, loss)
+                row = _score(y, params, ex, loss, extra)
+            if embed is not None:
+                row["embedding"], row["target_embedding"] = embed(y[0] if isinstance(y, list) else y), target_embedding
             rows.append({"mixer": name, "task": task, "song": entry["id"], **row})
     return rows
 
 
+def frechet_by_mixer(rows: list, frechet: Callable) -> dict:
+    """``{(task, mixer): distance}``: ``frechet(a (N, D), b (N, D))`` between the embeddings of a mixer's mixes of
+    the N songs of a task and those of the engineer's mixes of the same songs (rows of :func:`evaluate` with
+    ``embed``). A distance between two *sets*: one number per mixer and task, no interval."""
+    import numpy as np
+
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["mixer"]), []).append(r)
+    return {key: float(frechet(np.stack([np.asarray(r["embedding"]) for r in rs]),
+                               np.stack([np.asarray(r["target_embedding"]) for r in rs])))
+            for key, rs in groups.items()}
+
+
+_ROW_KEYS = ("mixer", "task", "song", "embedding", "target_embedding")
+
+
 def summarize(rows: list) -> dict:
-    """``{(task, mixer): {metric: (mean, ci95 half-width, n)}}`` over songs (Student t; 0 for a single song)."""
+    """``{(task, mixer): {metric: (mean, ci95 half-width, n)}}`` over songs (Student t; 0 for a single song), for
+    every metric of the rows (``stereo``, ``gain_db``, ``pan`` and any ``extra`` ones of :func:`evaluate`)."""
     from scipy import stats
 
     groups = {}
     for r in rows:
         groups.setdefault((r["task"], r["mixer"]), []).append(r)
+    names = list(dict.fromkeys(k for r in rows for k in r if k not in _ROW_KEYS))
     out = {}
     for key, rs in groups.items():
         out[key] = {}
-        for metric in ("stereo", "gain_db", "pan"):
+        for metric in names:
             v = torch.tensor([r[metric] for r in rs if metric in r], dtype=torch.float64)
             if len(v) == 0:
                 continue
             half = float(stats.t.ppf(0.975, len(v) - 1) * v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0
             out[key][metric] = (float(v.mean()), half, len(v))
     return out
+
+
+def metrics_table(summary: dict, task: str, columns: Sequence[str], frechet: Optional[Mapping] = None,
+                  digits: int = 2) -> str:
+    """A markdown table of one task: one row per mixer, a column per metric (``mean ± ci``; ``–`` where a mixer
+    has none), and, with ``frechet`` (:func:`frechet_by_mixer`), a last column of Fréchet distances."""
+    mixers = [m for t, m in summary if t == task]
+    head = ["mixer", *columns] + (["Fréchet"] if frechet else [])
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for m in mixers:
+        s = summary[(task, m)]
+        cells = [f"{s[c][0]:.{digits}f} ± {s[c][1]:.{digits}f}" if c in s else "–" for c in columns]
+        if frechet:
+            cells.append(f"{frechet[(task, m)]:.{digits}f}" if (task, m) in frechet else "–")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(summary: dict, tasks=("songs", "drums")) -> str:
@@ -169,4 +268,190 @@ def markdown_table(summary: dict, tasks=("songs", "drums")) -> str:
             cells += [f"{s[k][0]:.2f} ± {s[k][1]:.2f}" if k in s and k != "pan" else
                       (f"{s[k][0]:.3f} ± {s[k][1]:.3f}" if k in s else "–") for k in ("stereo", "gain_db", "pan")]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# Meta-evaluation: how each metric tracks a controlled change of the engineer's settings (chapter 4.1)
+# ------------------------------------------------------------------------------------------------
+
+PERTURBATIONS = {
+    "gain": ((0.0, 1.0, 2.0, 4.0, 8.0), "dB", "every track's fader moved up or down by the amount (random signs)"),
+    "pan": ((0.0, 0.05, 0.1, 0.2, 0.4), "", "every track's pan moved left or right by the amount (clipped to 0-1)"),
+    "eq": ((0.0, 3.0, 6.0, 9.0, 12.0), "dB", "every peaking band's gain raised or cut by the amount (random signs)"),
+    "compressor": ((0.0, 6.0, 12.0, 18.0, 24.0), "dB",
+                   "every compressor's threshold lowered by the amount (tracks the engineer compresses)"),
+    "reverb": ((0.0, 3.0, 6.0, 12.0, 18.0), "dB", "every reverb send raised by the amount (sends that are on)"),
+}
+"""Controlled changes of an engineer's console settings: kind -> (amounts, unit, what changes). Amount 0 is the
+engineer's own mix."""
+
+
+def perturb(params: Mapping, kind: str, amount: float, generator: Optional[torch.Generator] = None):
+    """The engineer's settings ``params`` (a batch-1 :class:`automix_lite.parameters.MixParams` of the full console)
+    changed by ``amount`` of one :data:`PERTURBATIONS` ``kind``; values stay inside the parameter table's ranges.
+    The random signs (gain, pan, EQ) come from ``generator``, so the same generator state gives the same change
+    at every amount: the amounts of one song differ only in size. Taught in ``notebooks/15_objective_evaluation.ipynb``.
+    """
+    from .parameters import SPEC_BY_NAME, as_params
+
+    if kind not in PERTURBATIONS:
+        raise ValueError(f"unknown perturbation {kind!r}; choose one of {', '.join(PERTURBATIONS)}.")
+    if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"amount must be a finite number >= 0; got {amount!r}.")
+    p = as_params(params)
+    if p.console != "full" or set(p) != set(SPEC_BY_NAME):
+        raise ValueError(f"perturb needs every parameter of the full console (an engineer's mix, data.mix_params); "
+                         f"these are {p.console} parameters {sorted(p)}.")
+
+    def clip(name, v):
+        spec = SPEC_BY_NAME[name]
+        return v.clamp(spec.low, spec.high)
+
+    def signs(shape):
+        return torch.randint(0, 2, shape, generator=generator).to(p["gain_db"].dtype) * 2 - 1
+
+    if kind == "gain":
+        return p.replace(gain_db=clip("gain_db", p["gain_db"] + amount * signs(p["gain_db"].shape)))
+    if kind == "pan":
+        return p.replace(pan=clip("pan", p["pan"] + amount * signs(p["pan"].shape)))
+    if kind == "eq":
+        return p.replace(peak_gain_db=clip("peak_gain_db", p["peak_gain_db"] + amount * signs(p["peak_gain_db"].shape)))
+    if kind == "compressor":
+        on = (p["ratio"] > 1.0 + 1e-6).to(p["threshold_db"].dtype)
+        return p.replace(threshold_db=clip("threshold_db", p["threshold_db"] - amount * on))
+    on = (p["reverb_send_db"] > SPEC_BY_NAME["reverb_send_db"].low + 1e-6).to(p["reverb_send_db"].dtype)
+    return p.replace(reverb_send_db=clip("reverb_send_db", p["reverb_send_db"] + amount * on))
+
+
+def meta_evaluate(metrics_fns: Mapping[str, Callable], songs: Optional[Sequence[str]] = None,
+                  kinds: Sequence[str] = tuple(PERTURBATIONS), seconds: float = 8.0, engineer: str = "natural",
+                  seed: int = 0, embed: Optional[Callable] = None, repeats: int = 1,
+                  amounts: Optional[Mapping[str, Sequence[float]]] = None) -> dict:
+    """Score controlled changes of the engineer's mixes with every metric (chapter 4.1's meta-evaluation).
+
+    For each song (default: every TEST song and drum passage), kind and amount of :data:`PERTURBATIONS`, the
+    perturbed settings are rendered with the console (:func:`automix_lite.dsp.mix`, the first ``seconds``) and
+    each metric ``metrics_fns[name](mix, reference) -> float`` (both ``(1, 2, T)``; or a mapping of several named
+    values) compares the result with the engineer's own mix. ``embed(mix) -> (D,)`` (optional) embeds every mix for the set-level Fréchet distance.
+    ``repeats``: draws of the random signs per amount (each a row; with more than one, a metric must track the
+    size of the change whatever its direction). ``amounts``: kind -> amounts, to use fewer (e.g. in fast mode).
+    Returns ``{"rows": [{"song", "kind", "amount", "draw", metric: value, ...}], "embeddings": {(kind, amount):
+    {song: vector}}, "references": {song: vector}}`` (embeddings of the first draw).
+    """
+    from .parameters import as_params
+
+    if songs is None:
+        songs = [e["id"] for task in ("songs", "drums") for e in data.songs(task, "test")]
+    bad = [k for k in kinds if k not in PERTURBATIONS]
+    if bad:
+        raise ValueError(f"unknown perturbation(s) {bad}; choose among {', '.join(PERTURBATIONS)}.")
+    rows, embeddings, references = [], {}, {}
+    for i, song_id in enumerate(songs):
+        ex = excerpt(song_id, seconds, engineer)
+        x, m = ex["tracks"], ex["mask"]
+        params = as_params(ex["params"], "full")
+        with torch.no_grad():
+            ref = mix(x, data.SAMPLE_RATE, params, mask=m)
+        if embed is not None:
+            references[song_id] = embed(ref)
+        for k, kind in enumerate(kinds):
+            for amount in (amounts or {}).get(kind, PERTURBATIONS[kind][0]):
+                for draw in range(repeats):
+                    # the same signs at every amount of a draw: the amounts differ only in size
+                    g = torch.Generator().manual_seed(seed * 1_000_003 + i * 1009 + k * 31 + draw)
+                    with torch.no_grad():
+                        y = mix(x, data.SAMPLE_RATE, perturb(params, kind, float(amount), g), mask=m)
+                    rows.append({"song": song_id, "kind": kind, "amount": float(amount), "draw": draw,
+                                 **_metric_values(metrics_fns, y, ref)})
+                    if embed is not None and draw == 0:
+                        embeddings.setdefault((kind, float(amount)), {})[song_id] = embed(y)
+    return {"rows": rows, "embeddings": embeddings, "references": references}
+
+
+BLIND_RELATIVE = 0.1
+"""A metric is *blind* to a kind of change when its response to the largest amount is below this share of its
+response to the change it sees most (or when its rank correlation's interval contains 0)."""
+
+
+def meta_summary(result: dict, frechet: Optional[Callable] = None, n_boot: int = 200, seed: int = 0) -> dict:
+    """What each metric sees of each kind of change: ``{(metric, kind): {"rho", "low", "high", "n", "response",
+    "relative", "blind"}}``.
+
+    - ``rho``: Spearman's rank correlation between the amount and the metric's value, per song over the amounts
+      (and draws), averaged over the ``n`` songs; ``low``/``high``: its 95 % interval (Student t over songs). Does
+      the metric grow with the change at all?
+    - ``response``: the metric's mean value at the largest amount of the kind; ``relative``: that response divided
+      by the metric's largest response over the kinds. How much does it move, compared with the change it sees
+      most? (A metric's own scale cancels, so metrics can be compared.)
+    - ``blind``: ``relative`` below :data:`BLIND_RELATIVE`, or an interval of ``rho`` that contains 0.
+
+    With ``frechet(a (N, D), b (N, D)) -> float`` and the embeddings of :func:`meta_evaluate`, the set-level Fréchet
+    distance between the perturbed mixes and the references is computed per amount over all songs; its rho over
+    the amounts has an interval from ``n_boot`` bootstrap resamples of the songs. Taught in
+    ``notebooks/15_objective_evaluation.ipynb``.
+    """
+    import numpy as np
+    from scipy import stats
+
+    rows = result["rows"]
+    metric_names = [k for k in rows[0] if k not in ("song", "kind", "amount", "draw")] if rows else []
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    out = {}
+    for kind in kinds:
+        top = max(r["amount"] for r in rows if r["kind"] == kind)
+        for name in metric_names:
+            rhos = []
+            for song in dict.fromkeys(r["song"] for r in rows):
+                a, v = zip(*[(r["amount"], r[name]) for r in rows if r["kind"] == kind and r["song"] == song])
+                rhos.append(0.0 if np.ptp(v) == 0 else float(stats.spearmanr(a, v)[0]))  # a flat metric: no order
+            r = np.asarray(rhos)
+            half = float(stats.t.ppf(0.975, len(r) - 1) * r.std(ddof=1) / math.sqrt(len(r))) if len(r) > 1 else 0.0
+            response = float(np.mean([x[name] for x in rows if x["kind"] == kind and x["amount"] == top]))
+            out[(name, kind)] = {"rho": float(r.mean()), "low": float(r.mean() - half), "high": float(r.mean() + half),
+                                 "n": len(r), "response": response}
+    if frechet is not None and result.get("embeddings"):
+        songs = list(result["references"])
+        ref = np.stack([np.asarray(result["references"][s]) for s in songs])
+        rng = np.random.default_rng(seed)
+        for kind in dict.fromkeys(k for k, _ in result["embeddings"]):
+            amounts = sorted(a for k, a in result["embeddings"] if k == kind)
+            sets = [np.stack([np.asarray(result["embeddings"][(kind, a)][s]) for s in songs]) for a in amounts]
+
+            def distances(idx):
+                return [frechet(sset[idx], ref[idx]) for sset in sets]
+
+            def rho(d):
+                return 0.0 if np.ptp(d) == 0 else float(stats.spearmanr(amounts, d)[0])
+
+            d = distances(np.arange(len(songs)))
+            boot = [rho(distances(rng.integers(0, len(songs), len(songs)))) for _ in range(n_boot)]
+            lo, hi = np.percentile(boot, [2.5, 97.5]) if boot else (rho(d), rho(d))
+            out[("Fréchet", kind)] = {"rho": rho(d), "low": float(lo), "high": float(hi), "n": len(songs),
+                                      "response": float(d[-1])}
+    for name in dict.fromkeys(m for m, _ in out):
+        most = max(abs(v["response"]) for (m, _), v in out.items() if m == name)
+        for (m, k), v in out.items():
+            if m == name:
+                v["relative"] = abs(v["response"]) / most if most > 0 else 0.0
+                v["blind"] = v["relative"] < BLIND_RELATIVE or v["low"] <= 0 <= v["high"]
+    return out
+
+
+def meta_table(summary: dict) -> str:
+    """A markdown table: one row per metric, one column per kind of change: ``rho [low, high]`` and the relative
+    response in percent; a *blind* metric is marked so (:func:`meta_summary`)."""
+    metric_names = list(dict.fromkeys(m for m, _ in summary))
+    kinds = list(dict.fromkeys(k for _, k in summary))
+    lines = ["| metric | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for name in metric_names:
+        cells = []
+        for kind in kinds:
+            v = summary.get((name, kind))
+            if v is None:
+                cells.append("–")
+                continue
+            cells.append(f"{v['rho']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}], {100 * v['relative']:.0f} %"
+                         + (" *blind*" if v["blind"] else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

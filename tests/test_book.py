@@ -234,6 +234,15 @@ def test_pages_load_nothing_from_the_network(book):
         assert hit is None, f"{path.relative_to(HTML)} loads {hit.group(0)!r} from the network"
 
 
+def test_the_listening_test_of_chapter_4_2_is_served_next_to_its_page(book):
+    """Chapter 4.2 writes a listening test into AUTOMIX_BOOK_EXTRA; the build copies it into the HTML, where the
+    chapter's link points."""
+    index = HTML / "listening-test" / "index.html"
+    assert index.is_file(), "the book has no listening-test/index.html"
+    assert 'href="../listening-test/index.html"' in page("notebooks/16_listening_tests")
+    assert list((HTML / "listening-test").rglob("*.wav")), "the listening test has no stimuli"
+
+
 def test_widget_cells_have_a_static_copy(book):
     """Every saved widget view is followed by a static copy of its initial state (book/_ext/automix_book.py)."""
     view = '<script type="application/vnd.jupyter.widget-view+json">'

@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from queue import Empty
+from types import SimpleNamespace
 
 import pytest
 
@@ -106,3 +107,23 @@ def test_static_copy_shows_figures_text_and_control_values():
 def test_pages_without_widgets_are_unchanged():
     text = "<html><body><p>no widgets</p></body></html>"
     assert automix_book.add_static_widgets(text) == text
+
+
+def test_folders_a_notebook_writes_for_the_reader_are_copied_into_the_html(tmp_path, monkeypatch):
+    """A notebook writes into AUTOMIX_BOOK_EXTRA (set by the extension); after the build the folder is in the HTML."""
+    outdir = tmp_path / "_build" / "html"
+    outdir.mkdir(parents=True)
+    app = SimpleNamespace(outdir=str(outdir), builder=SimpleNamespace(format="html"), connect=lambda *a: None,
+                          add_js_file=lambda *a: None, add_css_file=lambda *a: None)
+    monkeypatch.delenv(automix_book.EXTRA_ENV, raising=False)
+    automix_book.setup(app)
+    extra = Path(automix_book.os.environ[automix_book.EXTRA_ENV])
+    assert extra == tmp_path / "_build" / "extra"
+    (extra / "listening-test").mkdir(parents=True)
+    (extra / "listening-test" / "index.html").write_text("<html>test</html>")
+    (outdir / "listening-test").mkdir()
+    (outdir / "listening-test" / "stale.wav").write_text("old")
+    automix_book._copy_extra(app, None)
+    assert (outdir / "listening-test" / "index.html").read_text() == "<html>test</html>"
+    assert not (outdir / "listening-test" / "stale.wav").exists()  # a rebuilt folder replaces the old one
+    automix_book._copy_extra(app, RuntimeError("build failed"))  # nothing happens after a failed build

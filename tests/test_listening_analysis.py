@@ -358,7 +358,7 @@ def test_simulated_panel_layout_and_model():
     df = A.simulate_panel({"dmc": 70, "mono": 55}, n_listeners=10, pages=3, seed=4, careless=2)
     assert list(df.columns[:6]) == list(A.REQUIRED_COLUMNS) and df.attrs["simulated"] and df["simulated"].all()
     assert "SIMULATED" in df.attrs["model"] and df["comments"].str.startswith("simulated listener").all()
-    assert len(df) == 10 * 3 * 5 and set(df["stimulus"]) == {"reference", "dmc", "mono", "anchor_lp35", "anchor_mono"}
+    assert len(df) == 10 * 3 * 5 and set(df["stimulus"]) == {"reference", "dmc", "mono", "anchor_lp3500", "anchor_mono"}
     assert sorted(df.loc[df["careless"], "session"].unique()) == ["sim09", "sim10"]
     ref = df[(df["stimulus"] == "reference") & ~df["careless"]]["score"]
     assert ref.min() >= 85 and (df["score"] == df["score"].round()).all() and df["score"].between(0, 100).all()

@@ -22,5 +22,22 @@ from .page import (  # noqa: F401
     true_peak_db,
 )
 
-# analysis: `from .analysis import ...` goes on the line below (added with analysis.py).
-from .analysis import ListeningAnalysis, analyse, load_ratings, plot_scores, power_analysis, screen_listeners, simulate_panel  # noqa: F401,E501
+# The statistics need pandas and scikit-posthocs (the [notebooks] extra); the page generator does not, so
+# `automix listening-test` works with the core package alone: the analysis is imported when first used.
+_ANALYSIS = ("ListeningAnalysis", "analyse", "load_ratings", "plot_scores", "power_analysis", "screen_listeners",
+             "simulate_panel")
+
+
+def __getattr__(name):
+    if name in _ANALYSIS:
+        try:
+            from . import analysis
+        except ImportError as err:
+            raise ImportError(f"automix_lite.listening.{name} needs pandas and scikit-posthocs ({err}); install them "
+                              "with `pip install \"automix-lite[notebooks]\"`.") from None
+        return getattr(analysis, name)
+    raise AttributeError(f"module 'automix_lite.listening' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_ANALYSIS))

@@ -763,7 +763,7 @@ def plot_scores(result, by: str = "page", kind: str = "box"):
 # simulation
 
 
-DEFAULT_ANCHORS = {"anchor_lp35": 20.0, "anchor_mono": 45.0}
+DEFAULT_ANCHORS = {"anchor_lp3500": 20.0, "anchor_mono": 45.0}  # the page's anchor names (listening.ANCHORS)
 
 
 def _draw(rng, means, n_sims, n_listeners, n_pages, listener_sd, page_sd, noise_sd, listener_system_sd, decimals):
@@ -796,7 +796,7 @@ def simulate_panel(systems: dict, n_listeners: int = 12, pages=4, listener_sd: f
     do not find it: they rate every stimulus, the reference included, uniformly at random in 0-100 and fast
     (about 15 s a page instead of 90 s), so that post-screening has work to do (with 4 pages a careless
     listener passes the BS.1534 rule with probability 0.11^4). ``anchors``: ``{name: true_mean}`` (default
-    ``anchor_lp35`` 20 and ``anchor_mono`` 45 for MUSHRA, none for APE; ``{}`` for none). ``pages``: a number
+    ``anchor_lp3500`` 20 and ``anchor_mono`` 45 for MUSHRA (the names of the page's anchors), none for APE; ``{}`` for none). ``pages``: a number
     (pages ``A``, ``B``, ...) or a list of ids.
 
     Columns: ``session`` (``sim01``, ...), ``design``, ``page``, ``stimulus``, ``score``, ``time_ms``,

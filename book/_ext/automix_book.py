@@ -15,13 +15,19 @@
    gets a static copy of its initial state next to it (:func:`static_widget_html`: the figures, text and
    players of its output, image and HTML widgets, and the values of its controls). ``automix.js`` hides
    the copies once the widget manager (served from ``_static/vendor``) has drawn the live widgets.
+3. **Folders a chapter writes for the reader.** The build sets ``AUTOMIX_BOOK_EXTRA`` to a folder next to the
+   HTML output (``_build/extra``); a notebook that writes something a reader should open from the book
+   (chapter 4.2's listening test) writes it there, and after the build :func:`_copy_extra` copies each folder
+   in it into the HTML (``_build/html/listening-test/``), where the chapter links it.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import shutil
 import time
 from pathlib import Path
 from datetime import datetime, timezone
@@ -169,8 +175,31 @@ def _static_widgets(app, exception) -> None:
             path.write_text(new, encoding="utf-8")
 
 
+EXTRA_ENV = "AUTOMIX_BOOK_EXTRA"
+
+
+def _extra_dir(app) -> Path:
+    return Path(app.outdir).parent / "extra"
+
+
+def _copy_extra(app, exception) -> None:
+    """Copy every folder the notebooks wrote into ``AUTOMIX_BOOK_EXTRA`` into the HTML output."""
+    from sphinx.util import logging
+
+    src = _extra_dir(app)
+    if exception is not None or app.builder.format != "html" or not src.is_dir():
+        return
+    for folder in sorted(p for p in src.iterdir() if p.is_dir()):
+        dest = Path(app.outdir) / folder.name
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(folder, dest)
+        logging.getLogger(__name__).info(f"automix_book: copied {folder} to {dest}")
+
+
 def setup(app):
     patch_kernel_channels()
+    os.environ[EXTRA_ENV] = str(_extra_dir(app))  # inherited by the kernels that execute the notebooks
+    app.connect("build-finished", _copy_extra)
     app.add_js_file("automix.js")
     app.add_css_file("automix.css")
     app.connect("build-finished", _static_widgets)
