@@ -457,7 +457,8 @@ def refresh_quality(path: str) -> None:
 
 # model evaluations written with the checkpoints' model cards: the proxy's Table 6 (models.proxy evaluate)
 # and the mixing models' Table 12 (tools/train_bundled.py)
-QUALITY_REPORTS = [Path(__file__).resolve().parent / name for name in ("PROXY_RESULTS.md", "MIXING_RESULTS.md")]
+QUALITY_REPORTS = [Path(__file__).resolve().parent / name for name in ("PROXY_RESULTS.md", "MIXING_RESULTS.md",
+                                                                        "EVALUATION_RESULTS.md")]
 
 
 LOSS_AGREEMENT = ("Agreement with auraloss (relative difference ||ours - ref|| / ||ref|| of the loss value and of its "
