@@ -189,6 +189,15 @@ def _rate(sample_rate) -> float:
     return float(sample_rate)
 
 
+def _check_search(lr, sigma0, popsize):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        _fail(f"lr must be a positive learning rate (e.g. 0.05); got {lr!r}.")
+    if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)) or not 0 < sigma0 <= 1:
+        _fail(f"sigma0 must be CMA-ES's initial step on the [0, 1] controls, in (0, 1]; got {sigma0!r}.")
+    if popsize is not None and (isinstance(popsize, bool) or not isinstance(popsize, int) or popsize < 2):
+        _fail(f"popsize must be None (CMA-ES's default) or an integer of at least 2; got {popsize!r}.")
+
+
 def _check_run(method, objective, steps, allowed=OBJECTIVES):
     if method not in METHODS:
         _fail(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}.")
@@ -421,7 +430,8 @@ def optimise_track(x, reference, sample_rate, method: str = "gradient", objectiv
     least :data:`MIN_SECONDS` long, of any lengths (``"mrstft"``: the same shape). ``method``: ``"gradient"``
     (Adam, learning rate ``lr`` on the logits, ``steps`` steps) or ``"cma"`` (CMA-ES, ``steps`` evaluations,
     initial step ``sigma0`` on the [0, 1] controls, ``popsize`` default ``4 + 3 ln 18 = 12``, numpy seeded from
-    ``seed`` and restored after). ``objective``: ``"style"`` (default), ``"mrstft"`` or ``"features"`` (cma only).
+    ``seed`` and restored after; the gradient route has no randomness). ``objective``: ``"style"`` (default),
+    ``"mrstft"`` or ``"features"`` (cma only).
 
     Returns ``(y (1, C, T), params, history)``: the input rendered with the best parameters seen, those
     parameters (``TRACK_NAMES`` -> float, real units) and ``history`` (``values``: the objective per step or
@@ -429,6 +439,7 @@ def optimise_track(x, reference, sample_rate, method: str = "gradient", objectiv
     """
     sr = _rate(sample_rate)
     _check_run(method, objective, steps)
+    _check_search(lr, sigma0, popsize)
     x = _audio(x, "x", sr)
     ref = _audio(reference, "reference", sr)
     if objective == "mrstft" and x.shape != ref.shape:
@@ -490,6 +501,7 @@ def optimise_mix(stems, reference_mix, sample_rate, method: str = "gradient", ob
     """
     sr = _rate(sample_rate)
     _check_run(method, objective, steps)
+    _check_search(lr, sigma0, popsize)
     if isinstance(stems, torch.Tensor) and stems.ndim == 3 and stems.shape[0] == 1:
         stems = stems[0]
     if not isinstance(stems, torch.Tensor) or stems.ndim != 2 or not stems.is_floating_point():
@@ -507,7 +519,10 @@ def optimise_mix(stems, reference_mix, sample_rate, method: str = "gradient", ob
     jitter = (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * PAN_JITTER
     start = [MIX_START[name] + (float(jitter[i // 7]) if name == "pan" else 0.0) for i, (_, name, _) in enumerate(cols)]
     c0 = _norm([s for s, _, _ in cols], start).to(tracks.dtype)
-    render = lambda c: dsp.mix(tracks.expand(c.shape[0], -1, -1), sr, _console(c, n, tracks), reverb=False)  # noqa: E731
+
+    def render(c):
+        return dsp.mix(tracks.expand(c.shape[0], -1, -1), sr, _console(c, n, tracks), reverb=False)
+
     best, history = _search(render, f, c0, method, steps, seed, lr, sigma0, popsize)
     with torch.no_grad():
         p = {k: v.detach() for k, v in _console(best.unsqueeze(0), n, tracks).items()}

@@ -102,6 +102,17 @@ def test_cma_is_deterministic_for_a_seed(case):
     assert after[0] == state[0] and np.array_equal(after[1], state[1]) and after[2:] == state[2:]
 
 
+def test_gradient_route_is_deterministic_and_takes_stereo(case):
+    x, ref, _ = case
+    stereo, ref2 = torch.stack([x, 0.7 * x]), torch.cat([ref, 0.7 * ref], 1)
+    a = so.optimise_track(stereo, ref2, SR, steps=6)
+    b = so.optimise_track(stereo, ref2, SR, steps=6)
+    assert a[0].shape == (1, 2, x.shape[-1]) and a[2]["values"] == b[2]["values"] and torch.equal(a[0], b[0])
+    assert a[2]["final"] < a[2]["start"]
+    # the same settings on both channels (linked compressor): the channels keep their ratio
+    torch.testing.assert_close(a[0][0, 1], 0.7 * a[0][0, 0], atol=1e-6, rtol=1e-4)
+
+
 def test_features_objective_with_cma(case):
     """The Part 4 feature summaries as a black-box objective: CMA-ES lowers their mean relative error."""
     x, ref, _ = case
@@ -201,6 +212,9 @@ def test_bad_inputs_raise_one_line_errors(case, mix_case):
     _err(opt, x, ref, SR, method="cma", steps=0, match="positive integer")
     _err(opt, x, ref[..., :-5], SR, objective="mrstft", match="one shape")
     _err(opt, x, ref, 0, match="sample_rate")
+    _err(opt, x, ref, SR, lr=0.0, match="lr")
+    _err(opt, x, ref, SR, method="cma", sigma0=2.0, match="sigma0")
+    _err(opt, x, ref, SR, method="cma", popsize=1, match="popsize")
     _err(so.matching_eq, x, torch.zeros(SR), SR, match="silent")
     _err(so.matching_eq, x, ref, SR, n_taps=100, match="odd")
     _err(so.optimise_mix, stems, mref[:1], SR, match="stereo")
