@@ -282,22 +282,21 @@ def _window_estimates(model, tracks: torch.Tensor, mask: torch.Tensor, starts, l
             yield m, model.estimate(seg.unsqueeze(0).to(dev), m.unsqueeze(0).to(dev))
 
 
-def _average_estimates(model, tracks: torch.Tensor, mask: torch.Tensor, starts, length: int, dev) -> dict:
+def _average_estimates(model, tracks: torch.Tensor, mask: torch.Tensor, starts, length: int, dev) -> MixParams:
     """A generic mixer's estimates over windows, averaged: track-level values ``(1, N, ...)`` over the windows
     where the track is not silent, the others over every window used."""
     n = tracks.shape[0]
-    sums, weights = {}, {}
+    sums, weights, kind = {}, {}, None
     for m, out in _window_estimates(model, tracks, mask, starts, length, dev):
+        out = as_params(out)  # a mixer of one's own may return a dict of the console's names
+        kind = out.console
         for k, v in out.items():
-            if k.startswith("_") or not isinstance(v, torch.Tensor):
-                continue
             v = v.detach().double().cpu()
             if v.ndim >= 2 and v.shape[1] == n:
                 w = m.to(torch.float64).view(1, n, *([1] * (v.ndim - 2)))
                 sums[k], weights[k] = sums.get(k, 0) + v * w, weights.get(k, 0) + w
             else:
                 sums[k], weights[k] = sums.get(k, 0) + v, weights.get(k, 0) + 1.0
-    kind = out.console if isinstance(out, MixParams) else None
     avg = {}
     for k, v in sums.items():
         w = weights[k]
