@@ -7,6 +7,20 @@
   print the predicted parameters, write a 24-bit stereo WAV (chapter 3.4, ``notebooks/14_inference.ipynb``).
 - ``automix render STEMS_DIR --params PARAMS.json --out MIX.wav [--overwrite] [--pad]``: render the stems with
   (edited) parameters.
+- ``automix style-track IN.wav --reference REF.wav --out OUT.wav --optimise [--method gradient|cma] [--steps N]
+  [--params-out P.json] [--overwrite]``: process one recording (mono or stereo) with an EQ -> compressor chain
+  so that it sounds processed like the reference (style transfer, chapter 5.1); ``--optimise`` searches the
+  chain's settings for this pair (:func:`automix_lite.style_optimise.optimise_track`, training-free; until a
+  trained style model is bundled it is the only route). ``--params-out`` writes the settings as JSON
+  ``{"format": "automix-lite-track-chain", "version": 1, "sample_rate", "method", "objective", "params":
+  {name: value in real units}}`` (render them with :func:`automix_lite.style_optimise.process_track`).
+- ``automix style STEMS_DIR --reference REF.wav --out MIX.wav --optimise [--method ...] [--steps N]
+  [--params-out PARAMS.json] [--overwrite] [--pad]``: mix a folder of mono stems towards the style of a stereo
+  reference mix of other music (:func:`automix_lite.style_optimise.optimise_mix`: per-track gain, pan and EQ
+  gains and the master gain); ``--params-out`` writes a parameter file (console ``full``) that
+  ``automix render STEMS_DIR --params PARAMS.json`` renders to the same mix. A reference at another sample
+  rate is resampled to the input's with a notice; one that is silent, shorter than 0.5 s, unreadable or (for
+  ``style``) mono is an error.
 - ``automix train CONFIG --out DIR [--resume | --overwrite] [--steps N] [--nproc N]``: train a DMC, a
   Mix-Wave-U-Net or (``"model": "proxy"``) the channel-chain proxy, all through one loop
   (:func:`automix_lite.train.train`).
@@ -85,18 +99,18 @@ def _same(a: str, b: str) -> bool:
         return False
 
 
-def _check_outputs(stems_dir: str, outputs: list, overwrite: bool, inputs: list = ()) -> list:
+def _check_outputs(stems_dir, outputs: list, overwrite: bool, inputs: list = ()) -> list:
     """Refuse, before any work, outputs ``[(flag, path)]`` that are inputs (the stems, ``inputs`` as
     ``[(what, path)]``), coincide, lie in the stems folder, exist (without --overwrite) or cannot be written
-    (``_checks.check_output``). Returns the input stems' paths."""
+    (``_checks.check_output``). Returns the input stems' paths (none when ``stems_dir`` is None: no stems)."""
     from ._checks import check_output
     from .inference import stem_files
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # read_stems gives the notices once, later
-        stems = stem_files(stems_dir)
+        stems = stem_files(stems_dir) if stems_dir is not None else []
     protected = [("one of the input stems", p) for p in stems] + [(what, p) for what, p in inputs if p]
-    folder = os.path.realpath(stems_dir)
+    folder = os.path.realpath(stems_dir) if stems_dir is not None else None
     for k, (flag, path) in enumerate(outputs):
         for what, other in protected:
             if _same(path, other):
@@ -104,7 +118,7 @@ def _check_outputs(stems_dir: str, outputs: list, overwrite: bool, inputs: list 
         for flag2, other in outputs[:k]:
             if _same(path, other):
                 raise ValueError(f"{flag2} and {flag} name the same file {path}; give each its own name.")
-        if os.path.realpath(os.path.dirname(os.path.abspath(path))) == folder:
+        if folder is not None and os.path.realpath(os.path.dirname(os.path.abspath(path))) == folder:
             raise ValueError(f"{flag} {path} lies in the stems folder {stems_dir}; the next run would read it as a "
                              "stem. Write it somewhere else.")
         check_output(path, overwrite, flag)
@@ -184,6 +198,148 @@ def _render(args) -> int:
               "not clip.")
     audio.save(args.out, mix, sr, overwrite=args.overwrite, subtype=subtype)
     print(f"wrote {args.out}")
+    return 0
+
+
+TRACK_CHAIN_FORMAT = "automix-lite-track-chain"
+"""``format`` of the JSON ``automix style-track --params-out`` writes (version 1): ``{"format", "version": 1,
+"sample_rate", "method", "objective", "params": {name: value in real units}}``, the names and ranges of
+:data:`automix_lite.style_optimise.TRACK_SPECS`; :func:`automix_lite.style_optimise.process_track` renders it."""
+
+
+def _style_route(args, model_name: str) -> None:
+    """The style-transfer route: ``--optimise`` (training-free search) or a trained model. No trained style model
+    (``pretrained`` name ``model_name``: ``style_track`` / ``style_mix``) is bundled yet: without ``--optimise``
+    this is the error; a trained route would load the model here and predict the parameters in one pass."""
+    if not args.optimise:
+        raise ValueError("no trained style model is bundled yet; run with --optimise (training-free optimisation, "
+                         "chapter 5.1)")
+
+
+def _style_signal(x, sr: int, what: str, path: str) -> None:
+    """Refuse ``x (1, C, T)`` (``what`` ``path``, e.g. ``--reference REF``) that is too short or silent to have a
+    style (the limits of :mod:`automix_lite.style_optimise`)."""
+    from .style_optimise import MIN_SECONDS, SILENCE_DB
+
+    t = x.shape[-1]
+    if t < MIN_SECONDS * sr:
+        raise ValueError(f"{what} {path} is too short: {t} samples ({t / sr:.3f} s); style transfer needs at least "
+                         f"{MIN_SECONDS:g} s. Give a longer recording.")
+    rms = float(x.double().square().mean().sqrt())
+    if rms <= 10 ** (SILENCE_DB / 20):
+        raise ValueError(f"{what} {path} is silent (RMS {20 * math.log10(max(rms, 1e-30)):.1f} dBFS, below "
+                         f"{SILENCE_DB:g} dBFS): there is no style to match.")
+
+
+def _style_reference(path: str, sr: int, stereo: bool):
+    """The ``--reference`` at ``sr`` Hz as ``(1, C, T)``: resampled with a notice, checked (readable, at most
+    two channels, stereo when ``stereo``, long enough, not silent)."""
+    from . import audio
+
+    try:
+        ref, ref_sr = audio.load(path)
+    except ValueError as err:
+        raise ValueError(f"--reference: {err}") from None
+    c = ref.shape[1]
+    if c > 2 or (stereo and c != 2):
+        want = "a stereo reference mix (its width and balance are matched)" if stereo else "mono or stereo"
+        raise ValueError(f"--reference {path} has {c} channel{'s' * (c != 1)}"
+                         f"{' (mono)' if c == 1 else ''}; give {want}.")
+    if ref_sr != sr:
+        warnings.warn(f"--reference {path} is at {ref_sr} Hz; resampling it to {sr} Hz (the input's rate).")
+        ref = audio.resample(ref, ref_sr, sr)
+    _style_signal(ref, sr, "--reference", path)
+    return ref
+
+
+def _style_summary(history: dict, n: int) -> str:
+    steps = "steps" if history["method"] == "gradient" else "evaluations"
+    return (f"optimised {n} controls ({history['method']}, {history['evaluations']} {steps}, "
+            f"{history['seconds']:.1f} s): {history['objective']} objective {history['start']:.3f} -> "
+            f"{history['final']:.3f}")
+
+
+def _style_track(args) -> int:
+    import json
+
+    from . import audio, inference
+    from ._checks import atomic_outputs
+    from .style_optimise import TRACK_SPECS, optimise_track
+
+    _style_route(args, "style_track")
+    outputs = [("--out", args.out)] + ([("--params-out", args.params_out)] if args.params_out else [])
+    _check_outputs(None, outputs, args.overwrite, [("the input IN", args.input), ("the --reference", args.reference)])
+    _, subtype = audio.output_format(args.out, None)
+    try:
+        x, sr = audio.load(args.input)
+    except ValueError as err:
+        raise ValueError(f"IN: {err}") from None
+    if x.shape[1] > 2:
+        raise ValueError(f"IN {args.input} has {x.shape[1]} channels; give a mono or stereo recording.")
+    _style_signal(x, sr, "IN", args.input)
+    ref = _style_reference(args.reference, sr, stereo=False)
+    print(f"matching {args.input} ({x.shape[-1] / sr:.1f} s at {sr} Hz) to the style of {args.reference}")
+    y, params, history = optimise_track(x, ref, sr, method=args.method, steps=args.steps)
+    print(_style_summary(history, len(TRACK_SPECS)))
+    for s in TRACK_SPECS:
+        print(f"  {s.name:<22} {params[s.name]:10.3f} {s.unit}")
+    y, gain_db = inference.limit_peak(y)
+    if gain_db:
+        print(f"the output peaked above {inference.CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does "
+              "not clip.")
+    with atomic_outputs([path for _, path in outputs], args.overwrite) as temps:  # both files or neither
+        audio.save(temps[0], y, sr, overwrite=True, subtype=subtype)
+        if args.params_out:
+            data = {"format": TRACK_CHAIN_FORMAT, "version": 1, "sample_rate": int(sr), "method": args.method,
+                    "objective": history["objective"], "params": params}
+            with open(temps[1], "w") as f:
+                json.dump(data, f, indent=2)
+                f.write("\n")
+    print(f"wrote {args.out}")
+    if args.params_out:
+        print(f"wrote {args.params_out} (the chain's settings; automix_lite.style_optimise.process_track renders them)")
+    return 0
+
+
+def _style(args) -> int:
+    import soundfile
+
+    from . import audio, inference
+    from . import parameters as param_files
+    from ._checks import atomic_outputs
+    from .style_optimise import optimise_mix
+
+    _style_route(args, "style_mix")
+    outputs = [("--out", args.out)] + ([("--params-out", args.params_out)] if args.params_out else [])
+    stems = _check_outputs(args.stems, outputs, args.overwrite, [("the --reference mix", args.reference)])
+    _, subtype = audio.output_format(args.out, None)
+    try:  # the first stem's rate (read_stems resamples the others with a notice)
+        sr = int(soundfile.info(stems[0]).samplerate)
+    except (RuntimeError, OSError, ValueError):  # read_stems says what is wrong with the file
+        sr = 44100
+    tracks, names = inference.read_stems(args.stems, sample_rate=sr, pad=args.pad)
+    _style_signal(tracks[None], sr, "the stems in", args.stems)
+    ref = _style_reference(args.reference, sr, stereo=True)
+    print(f"mixing {len(names)} stems ({tracks.shape[-1] / sr:.1f} s at {sr} Hz) towards the style of {args.reference}")
+    _, params, history = optimise_mix(tracks, ref, sr, method=args.method, steps=args.steps)
+    print(_style_summary(history, 7 * len(names) + 1))
+    data = param_files.to_json(params, names, sr, model=f"style_optimise.optimise_mix ({args.method})", pad=args.pad,
+                               comment=f"automix style --optimise towards {os.path.basename(args.reference)}")
+    file = param_files.from_json(data)  # the mix written is what `automix render` makes of the file
+    mix, gain_db = inference.limit_peak(inference.render_params(tracks, file.params, sr))
+    print(param_files.table(file.params, names))
+    if gain_db:
+        print(f"the mix peaked above {inference.CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does "
+              "not clip.")
+    with atomic_outputs([path for _, path in outputs], args.overwrite) as temps:  # both files or neither
+        audio.save(temps[0], mix, sr, overwrite=True, subtype=subtype)
+        if args.params_out:
+            param_files.write(temps[1], params, names, sr, model=data["model"], pad=args.pad,  # the text of data
+                              comment=data["comment"])
+    print(f"wrote {args.out} (stereo)")
+    if args.params_out:
+        print(f"wrote {args.params_out}: edit it and run `automix render {args.stems} --params {args.params_out} "
+              "--out NEW.wav`")
     return 0
 
 
@@ -381,6 +537,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _budget(text: str) -> int:
+    """argparse type: a positive whole number of steps (evaluations)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number of steps (e.g. 100); got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one ``automix: error: ...`` line (exit status 2), like every other bad input."""
 
@@ -411,6 +578,39 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--pad", action="store_true")
     p.set_defaults(func=_render)
+
+    for name, func in (("style-track", _style_track), ("style", _style)):
+        track = name == "style-track"
+        p = sub.add_parser(name, help="process one recording so that it sounds processed like a reference" if track
+                           else "mix a folder of mono stems towards the style of a reference mix",
+                           description="Style transfer (chapter 5.1): "
+                                       + ("an EQ -> compressor chain for IN" if track else
+                                          "per-track gain, pan and EQ and the master gain for the stems")
+                                       + " matched to REF. --optimise searches the settings for this pair "
+                                         "(training-free); no trained style model is bundled yet.")
+        if track:
+            p.add_argument("input", metavar="IN", help="a mono or stereo recording")
+        else:
+            p.add_argument("stems", metavar="STEMS_DIR", help="folder with one mono audio file per track")
+        p.add_argument("--reference", required=True, metavar="REF.wav",
+                       help="a recording processed in the wanted style" if track else
+                            "a stereo mix (of other music) in the wanted style")
+        p.add_argument("--out", required=True, metavar="OUT.wav" if track else "MIX.wav",
+                       help="the output file (24-bit where the format has it)")
+        p.add_argument("--optimise", action="store_true",
+                       help="search the settings for this input and reference (the training-free route)")
+        p.add_argument("--method", choices=["gradient", "cma"], default="gradient",
+                       help="Adam through the differentiable effects, or CMA-ES (black-box); default gradient")
+        p.add_argument("--steps", type=_budget, default=150 if track else 60, metavar="N",
+                       help="Adam steps, or CMA-ES evaluations (default %(default)s)")
+        p.add_argument("--params-out", metavar="P.json" if track else "PARAMS.json",
+                       help="also write the settings found as JSON" if track else
+                            "also write the parameters as a file for `automix render`")
+        p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+        if not track:
+            p.add_argument("--pad", action="store_true",
+                           help="zero-pad shorter stems to the longest instead of failing")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("train", help="train a DMC, Mix-Wave-U-Net or channel-chain proxy from a JSON config (see configs/)")
     p.add_argument("config", metavar="CONFIG")
