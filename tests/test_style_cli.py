@@ -2,7 +2,7 @@
 same guarantees as `automix mix` (no overwrite without --overwrite, no output over an input, clear errors).
 
 Run in-process (``run_cli``) so that torch and the numba kernels load once; the optimisations are short (1-1.2 s of
-audio, a few steps): this file takes about 20-30 s on the shared 2-core CPU."""
+audio, a few steps): this file takes about 9 s on the shared 2-core CPU (15 s with the start-up)."""
 
 import json
 import os
