@@ -13,7 +13,8 @@
   chain's settings for this pair (:func:`automix_lite.style_optimise.optimise_track`, training-free; until a
   trained style model is bundled it is the only route). ``--params-out`` writes the settings as JSON
   ``{"format": "automix-lite-track-chain", "version": 1, "sample_rate", "method", "objective", "params":
-  {name: value in real units}}`` (render them with :func:`automix_lite.style_optimise.process_track`).
+  {name: value in real units}}`` (:func:`automix_lite.parameters.chain_text` / ``read_chain``; render them with
+  :func:`automix_lite.style_optimise.process_track`).
 - ``automix style STEMS_DIR --reference REF.wav --out MIX.wav --optimise [--method ...] [--steps N]
   [--params-out PARAMS.json] [--overwrite] [--pad]``: mix a folder of mono stems towards the style of a stereo
   reference mix of other music (:func:`automix_lite.style_optimise.optimise_mix`: per-track gain, pan and EQ
@@ -201,10 +202,6 @@ def _render(args) -> int:
     return 0
 
 
-TRACK_CHAIN_FORMAT = "automix-lite-track-chain"
-"""``format`` of the JSON ``automix style-track --params-out`` writes (version 1): ``{"format", "version": 1,
-"sample_rate", "method", "objective", "params": {name: value in real units}}``, the names and ranges of
-:data:`automix_lite.style_optimise.TRACK_SPECS`; :func:`automix_lite.style_optimise.process_track` renders it."""
 
 
 def _style_route(args, model_name: str) -> None:
@@ -260,8 +257,6 @@ def _style_summary(history: dict, n: int) -> str:
 
 
 def _style_track(args) -> int:
-    import json
-
     from . import audio, inference
     from ._checks import atomic_outputs
     from .style_optimise import TRACK_SPECS, optimise_track
@@ -290,11 +285,10 @@ def _style_track(args) -> int:
     with atomic_outputs([path for _, path in outputs], args.overwrite) as temps:  # both files or neither
         audio.save(temps[0], y, sr, overwrite=True, subtype=subtype)
         if args.params_out:
-            data = {"format": TRACK_CHAIN_FORMAT, "version": 1, "sample_rate": int(sr), "method": args.method,
-                    "objective": history["objective"], "params": params}
-            with open(temps[1], "w") as f:
-                json.dump(data, f, indent=2)
-                f.write("\n")
+            from .parameters import chain_text
+
+            with open(temps[1], "w") as f:  # the track-chain file of automix_lite.parameters
+                f.write(chain_text(params, sr, method=args.method, objective=history["objective"]))
     print(f"wrote {args.out}")
     if args.params_out:
         print(f"wrote {args.params_out} (the chain's settings; automix_lite.style_optimise.process_track renders them)")

@@ -55,7 +55,8 @@ import torch
 
 __all__ = ["ParamSpec", "SPECS", "SPEC_BY_NAME", "CHAIN_SPECS", "PROXY_RANGES", "PROXY_SPECS", "PROXY_NAMES", "PROXY_BYPASS",
            "BASIC_NAMES", "CONSOLES", "LEVELS", "MixParams", "as_params", "ParamFile", "FILE_FORMAT", "FILE_VERSION",
-           "console_names", "to_json", "from_json", "write", "read", "json_text", "table"]
+           "console_names", "to_json", "from_json", "write", "read", "json_text", "table", "CHAIN_FORMAT",
+           "chain_text", "read_chain"]
 
 LEVELS = ("track", "peak", "bus", "master")
 SCALES = ("linear", "log")
@@ -597,3 +598,50 @@ def table(params: Mapping, names: Sequence[str], item: int = 0) -> str:
     if rest:
         out.append("bus: " + ", ".join(f"{k} {_fmt(float(v.detach()[item]))}" for k, v in rest.items()))
     return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Track-chain files (the settings of one recording's EQ -> compressor chain: automix style-track --params-out)
+# --------------------------------------------------------------------------------------------
+
+CHAIN_FORMAT = "automix-lite-track-chain"
+CHAIN_VERSION = 1
+
+
+def chain_text(params: Mapping[str, float], sample_rate: int, **meta) -> str:
+    """The text of a track-chain file: ``{"format": CHAIN_FORMAT, "version": 1, "sample_rate", <meta: method,
+    objective, ...>, "params": {name: value in real units}}`` (``automix style-track --params-out``; the names
+    are those of :data:`automix_lite.style_optimise.TRACK_SPECS`, rendered by ``style_optimise.process_track``)."""
+    values = {str(k): round(float(v), 6) for k, v in params.items()}
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"chain settings {bad} are not finite numbers.")
+    data = {"format": CHAIN_FORMAT, "version": CHAIN_VERSION, "sample_rate": int(sample_rate),
+            **{k: v for k, v in meta.items() if v is not None}, "params": values}
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def read_chain(obj) -> dict:
+    """Read a track-chain file (a path or its dict): ``{"params": {name: float}, "sample_rate", ...meta}``; one
+    ``ValueError`` naming the file and the key for a wrong format, version, rate or value."""
+    where = ""
+    if isinstance(obj, (str, os.PathLike)):
+        where = f"{os.fspath(obj)}: "
+        from ._checks import read_json
+
+        obj = read_json(obj, "write one with `automix style-track ... --params-out CHAIN.json`")
+    if not isinstance(obj, dict) or obj.get("format") != CHAIN_FORMAT:
+        got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{where}not a track-chain file (format {got!r}, expected {CHAIN_FORMAT!r}); write one with "
+                         "`automix style-track ... --params-out`.")
+    if obj.get("version") != CHAIN_VERSION:
+        raise ValueError(f"{where}version {obj.get('version')!r} of {CHAIN_FORMAT} is not one this automix-lite reads "
+                         f"({CHAIN_VERSION}).")
+    sr = obj.get("sample_rate")
+    if isinstance(sr, bool) or not isinstance(sr, int) or not 8000 <= sr <= 384000:
+        raise ValueError(f'{where}"sample_rate" must be a whole number of Hz in [8000, 384000]; got {sr!r}.')
+    params = obj.get("params")
+    if not isinstance(params, dict) or not params or not all(_number(v) for v in params.values()):
+        raise ValueError(f'{where}"params" must be an object of setting name -> finite number; got {params!r}.')
+    return {**{k: v for k, v in obj.items() if k not in ("format", "version")},
+            "params": {k: float(v) for k, v in params.items()}}

@@ -181,3 +181,20 @@ def test_bundled_parameter_files_are_what_the_writer_writes():
             f = P.read(path, dtype=torch.float64)
             text = P.json_text(P.to_json(f.params, f.names, f.sample_rate, roles=f.roles, files=f.files, **f.meta))
             assert text == open(path).read(), path
+
+
+def test_track_chain_files_round_trip_and_refuse_bad_ones(tmp_path):
+    text = P.chain_text({"ratio": 4.0, "threshold_db": -20.1234567}, 44100, method="cma", objective="style")
+    data = json.loads(text)
+    assert (data["format"], data["version"], data["method"]) == ("automix-lite-track-chain", 1, "cma")
+    path = tmp_path / "chain.json"
+    path.write_text(text)
+    back = P.read_chain(path)
+    assert back["params"] == {"ratio": 4.0, "threshold_db": -20.123457} and back["sample_rate"] == 44100
+    for edit, message in ((dict(format="x"), "not a track-chain file"), (dict(version=2), "version 2"),
+                          (dict(sample_rate=True), "sample_rate"), (dict(params={"ratio": "4"}), "finite number")):
+        path.write_text(json.dumps({**data, **edit}))
+        with pytest.raises(ValueError, match=message):
+            P.read_chain(path)
+    with pytest.raises(ValueError, match="not finite"):
+        P.chain_text({"ratio": float("nan")}, 44100)
