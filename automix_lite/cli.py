@@ -177,6 +177,14 @@ def _mix(args) -> int:
     return 0
 
 
+def _peak_notice(gain_db: float, what: str = "mix") -> None:
+    """The line ``automix`` prints when :func:`automix_lite.inference.limit_peak` turned the output down."""
+    if gain_db:
+        from .inference import CEILING_DB
+
+        print(f"the {what} peaked above {CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does not clip.")
+
+
 def _render(args) -> int:
     from . import audio, inference
     from . import parameters as param_files
@@ -194,9 +202,7 @@ def _render(args) -> int:
                          "the names (and their order) must match.")
     mix, gain_db = inference.limit_peak(inference.render_params(tracks, file.params, sr))
     print(param_files.table(file.params, names))
-    if gain_db:
-        print(f"the mix peaked above {inference.CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does "
-              "not clip.")
+    _peak_notice(gain_db, "mix")
     audio.save(args.out, mix, sr, overwrite=args.overwrite, subtype=subtype)
     print(f"wrote {args.out}")
     return 0
@@ -279,9 +285,7 @@ def _style_track(args) -> int:
     for s in TRACK_SPECS:
         print(f"  {s.name:<22} {params[s.name]:10.3f} {s.unit}")
     y, gain_db = inference.limit_peak(y)
-    if gain_db:
-        print(f"the output peaked above {inference.CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does "
-              "not clip.")
+    _peak_notice(gain_db, "output")
     with atomic_outputs([path for _, path in outputs], args.overwrite) as temps:  # both files or neither
         audio.save(temps[0], y, sr, overwrite=True, subtype=subtype)
         if args.params_out:
@@ -322,9 +326,7 @@ def _style(args) -> int:
     file = param_files.from_json(data)  # the mix written is what `automix render` makes of the file
     mix, gain_db = inference.limit_peak(inference.render_params(tracks, file.params, sr))
     print(param_files.table(file.params, names))
-    if gain_db:
-        print(f"the mix peaked above {inference.CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does "
-              "not clip.")
+    _peak_notice(gain_db, "mix")
     with atomic_outputs([path for _, path in outputs], args.overwrite) as temps:  # both files or neither
         audio.save(temps[0], mix, sr, overwrite=True, subtype=subtype)
         if args.params_out:
