@@ -212,14 +212,14 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
     from the training config; its encoder pools over time, so its estimates depend on the input length):
     ``ceil(min(T, analysis_seconds) / segment) + 1`` overlapping windows spread evenly over the song. A
     model without ``segment_seconds`` analyses a song of at most ``analysis_seconds`` in one go and a longer
-    one in ``windows`` windows of ``analysis_seconds / windows`` seconds. The normalised outputs
-    (``"_track"``, ``"_bus"``) are averaged, each track over the windows where it is not silent (a track
+    one in ``windows`` windows of ``analysis_seconds / windows`` seconds. The network's normalised outputs
+    (``MixParams.controls``) are averaged, each track over the windows where it is not silent (a track
     silent in all of them gets an extra window at its loudest part), and converted with
     ``model.console.to_params``. ``mask (N,)`` marks the tracks to use (default: not silent).
 
     Other mixers: ``segment_seconds=None`` means the whole song in one ``estimate``; with a segment length
     the same windows are analysed and each real-unit parameter is averaged (a track's over the windows where
-    it is not silent, a bus parameter over all); ``_``-keys are dropped then.
+    it is not silent, a bus parameter over all). Returns a :class:`~automix_lite.parameters.MixParams`.
     """
     from .mixer import check_mixer, device_of
 
