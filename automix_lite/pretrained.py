@@ -57,6 +57,14 @@ _ENTRIES = {
         "file": "wave_u_net_drums.pt", "task": "drums",
         "description": "Mix-Wave-U-Net (writes the mix directly, no editable parameters), trained on drum kits",
     },
+    "style_track": {
+        "file": "style_track.pt", "task": "track",
+        "description": "single-track style transfer (DeepAFx-ST-like): EQ -> compressor settings from an input and a reference",
+    },
+    "style_mix": {
+        "file": "style_mix.pt", "task": "songs",
+        "description": "multitrack style transfer (Diff-MST-like): every track's console settings from stems and a reference mix",
+    },
 }
 
 

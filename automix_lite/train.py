@@ -96,7 +96,14 @@ DEFAULT_CONFIG = {
 }
 
 
-_CHOICES = {"model": ("dmc", "wave_u_net", "proxy"), "task": ("songs", "drums"), "optimizer": ("adam", "adamw"),
+SAMPLED_FAMILIES = {"style_track": "automix_lite.models.style", "style_mix": "automix_lite.models.style_mix"}
+"""Model families trained, like the proxy, on examples drawn afresh every step in one process (Adam, the plateau
+schedule ``lr_factor`` / ``lr_patience`` stepped by the validation loss every ``val_every`` steps, ``max_seconds``):
+``model name -> module``. The module's ``FAMILIES[name]`` is a :class:`Family`; the loop, checkpoints, resuming
+and ``automix train`` are the same as the proxy's."""
+
+
+_CHOICES = {"model": ("dmc", "wave_u_net", "proxy", *SAMPLED_FAMILIES), "task": ("songs", "drums"), "optimizer": ("adam", "adamw"),
             "schedule": ("cosine", "constant")}
 _WHOLE = {"max_tracks": 1, "batch_size": 1, "steps": 1, "warmup_steps": 0, "encoder_pretrain_steps": 0,
           "val_every": 1, "val_items": 1, "log_every": 1, "seed": 0}  # key: smallest value
@@ -212,11 +219,39 @@ def _proxy_config_problems(cfg: dict) -> list:
     return problems + _runtime_problems(cfg)
 
 
+class Family:
+    """What a sampled model family (:data:`SAMPLED_FAMILIES`) gives the training loop.
+
+    ``defaults``: its config keys and defaults (``"model"`` its name; it must have ``steps``, ``lr``,
+    ``lr_factor``, ``lr_patience``, ``grad_clip``, ``log_every``, ``val_every``, ``max_seconds``, ``seed``,
+    ``device`` and ``threads``); ``problems(cfg)``: one message per bad value of a full config; ``build(cfg)``: the
+    network; ``part(cfg, model, device, done)``: the loop's part (the methods of :class:`_MixingPart` plus
+    ``describe(model, device, start, end)``; its random generator seeded from ``seed + done``); ``state_keys``: the
+    keys of ``part.state()``; ``loaded(data, path)`` (optional): checks of a loaded checkpoint's payload."""
+
+    def __init__(self, defaults: dict, problems, build, part, state_keys=(), loaded=None):
+        self.defaults, self.problems, self.build, self.part = defaults, problems, build, part
+        self.state_keys, self.loaded = tuple(state_keys), loaded
+
+
+def _sampled(model) -> Optional[Family]:
+    """The :class:`Family` of a sampled model name (``None`` for the proxy and the mixing models)."""
+    if not isinstance(model, str) or model not in SAMPLED_FAMILIES:
+        return None
+    import importlib
+
+    return importlib.import_module(SAMPLED_FAMILIES[model]).FAMILIES[model]
+
+
 def _family(model) -> tuple:
-    """``(defaults, checks)`` of a config naming ``model``: the proxy's, or the mixing models' (any other value,
-    which :func:`_config_problems` then refuses unless it is ``"dmc"`` or ``"wave_u_net"``)."""
+    """``(defaults, checks)`` of a config naming ``model``: the proxy's, a sampled family's
+    (:data:`SAMPLED_FAMILIES`), or the mixing models' (any other value, which :func:`_config_problems` then refuses
+    unless it is ``"dmc"`` or ``"wave_u_net"``)."""
     if model == "proxy":
         return PROXY_DEFAULT_CONFIG, _proxy_config_problems
+    fam = _sampled(model)
+    if fam is not None:
+        return fam.defaults, lambda cfg: fam.problems(cfg) + _runtime_problems(cfg)
     return DEFAULT_CONFIG, _config_problems
 
 
@@ -261,6 +296,9 @@ def build_model(cfg: dict) -> torch.nn.Module:
         from .models import proxy
 
         return proxy.build_model(cfg)
+    fam = _sampled(cfg["model"])
+    if fam is not None:
+        return fam.build(cfg)
     from .models.dmc import DMC
     from .models.wave_u_net import MixWaveUNet
 
@@ -346,6 +384,9 @@ def _from_payload(data: dict, digest: str, path: str, device: str = "cpu") -> di
             raise ValueError(f"{path} is a proxy trained with the parameters {names}, not proxy.NAMES; it is not a "
                              f"valid {what} of this version. Retrain it.")
         data["extra"]["names"] = list(proxy.NAMES)  # a first-version file's names (peak2_gain_db, wet) as today's
+    fam = _sampled(cfg["model"])
+    if fam is not None and fam.loaded is not None:
+        fam.loaded(data, path)
     model.to(device).eval()
     return {"model": model, "config": cfg, "history": data["history"], "metrics": data["metrics"],
             "code_version": data["code_version"], "extra": data["extra"], "sha256": digest}
@@ -1111,7 +1152,7 @@ def _resume_state(out: Optional[str], cfg: dict) -> dict:
                  "spent": float(h["wall_seconds"]), "best": math.inf if best is None else float(best),
                  "rng": extra["rng"], "cuda_rng": extra.get("cuda_rng"),
                  "end_step": int(extra.get("end_step", cfg["steps"])),
-                 "part": {k: extra[k] for k in _PART_STATE.get(cfg["model"], ())}}
+                 "part": {k: extra[k] for k in _part_state(cfg["model"])}}
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
         raise _damaged(last, err) from None
     if state["step"] >= state["end_step"]:
@@ -1123,6 +1164,11 @@ _PART_STATE = {"proxy": ("data_rng",)}
 """The keys of ``last.pt``'s ``extra`` that a model family's part needs to resume (``part.state()``)."""
 
 
+def _part_state(model: str) -> tuple:
+    fam = _sampled(model)
+    return fam.state_keys if fam is not None else _PART_STATE.get(model, ())
+
+
 def _damaged(last: str, err: Exception) -> ValueError:
     return ValueError(f"{last} cannot be resumed: its optimiser, schedule or history is missing or damaged "
                       f"({type(err).__name__}: {err}). Start a new run with --overwrite or another --out.")
@@ -1130,6 +1176,13 @@ def _damaged(last: str, err: Exception) -> ValueError:
 
 _ONE_PROCESS = ("the channel-chain proxy trains in one process (its batches are drawn one after another from one "
                 "random generator); leave --nproc out and run it without torchrun.")
+
+
+def _one_process(model: str) -> str:
+    if model == "proxy":
+        return _ONE_PROCESS
+    return (f"a {model} model trains in one process (its examples are drawn one after another from one random "
+            "generator); leave --nproc out and run it without torchrun.")
 
 
 def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, device, reserved: bool = False,
@@ -1143,9 +1196,10 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
     did, the global random state seeded again with ``seed + steps done`` and its data part
     (:class:`_ProxyPart`, ``data`` = its stems) with a generator seeded the same."""
     rank, world = (0, 1) if dist is None else (dist.rank, dist.world)
-    is_proxy = cfg["model"] == "proxy"
+    fam = _sampled(cfg["model"])
+    is_proxy = cfg["model"] == "proxy" or fam is not None  # examples drawn afresh, one process
     if is_proxy and dist is not None:
-        raise ValueError(_ONE_PROCESS)
+        raise ValueError(_one_process(cfg["model"]))
     per_rank = _per_rank_batch(cfg, world)
     if out and not reserved:
         _on_rank0(dist, lambda: _check_out(out, config, resume, overwrite))
@@ -1178,13 +1232,17 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
         if state["encoder_pretrain"] is not None:
             history["encoder_pretrain"] = state["encoder_pretrain"]
         start_step, spent, best, end_step = state["step"], state["spent"], state["best"], state["end_step"]
-    elif is_proxy and cfg["init"]:
+    elif fam is None and is_proxy and cfg["init"]:
         history, start_step, spent = _continue_proxy(cfg["init"], model)
         end_step = start_step + cfg["steps"]
     if is_proxy:
         if not resume:
             torch.manual_seed(cfg["seed"] + start_step)  # a continued run draws new batches
-        part = _ProxyPart(cfg, model, device, start_step, data)
+        if fam is not None and data is not None:
+            raise ValueError(f"data (the stems to draw patches from) applies to the proxy only; a {cfg['model']} "
+                             "draws its own examples.")
+        part = _ProxyPart(cfg, model, device, start_step, data) if fam is None else fam.part(cfg, model, device,
+                                                                                               start_step)
         if state is not None:
             try:
                 part.set_state(state["part"])
@@ -1192,7 +1250,8 @@ def _setup(cfg: dict, config, out, resume: bool, overwrite: bool, log, dist, dev
                 raise _damaged(os.path.join(out, "last.pt"), err) from None
         log(part.describe(model, device, start_step, end_step))
         return _Run(cfg=cfg, device=device, amp=False, dist=None, rank=0, world=1, per_rank=per_rank, model=model,
-                    local=model, net=model, restore=None, params=params, opt=opt, sched=sched, loss_fn=part.mrstft,
+                    local=model, net=model, restore=None, params=params, opt=opt, sched=sched,
+                    loss_fn=None,
                     train_ds=None, val_batches=None, n_val=cfg["val_examples"], history=history,
                     start_step=start_step, step=start_step, end_step=end_step, spent=spent, best=best, t0=time.time(),
                     out=out, steps_override=steps_override, max_seconds=cfg["max_seconds"], part=part)
@@ -1408,8 +1467,8 @@ def train(config, out: Optional[str] = None, resume: bool = False, progress: boo
     """
     cfg = _with_steps(load_config(config), steps)
     many = isinstance(nproc, int) and not isinstance(nproc, bool) and nproc > 1
-    if cfg["model"] == "proxy" and (many or _launched_world() > 1):
-        raise ValueError(_ONE_PROCESS)
+    if (cfg["model"] == "proxy" or _sampled(cfg["model"])) and (many or _launched_world() > 1):
+        raise ValueError(_one_process(cfg["model"]))
     if nproc is not None:
         if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
             raise ValueError(f"nproc (--nproc) must be a whole number >= 1, the number of processes to train in; "
