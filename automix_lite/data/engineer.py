@@ -33,7 +33,8 @@ from ..audio import _measure
 from ..dsp.console import SPEC_BY_NAME, STRIP_NAMES, mix
 from ..parameters import MixParams
 
-__all__ = ["ENGINEERS", "ROLES", "engineer_params", "engineer_mix", "EngineerMixer"]
+__all__ = ["ENGINEERS", "ROLES", "engineer_params", "engineer_mix", "EngineerMixer", "engineer_style", "random_style",
+           "engineer_styles", "style_params", "style_master_lufs", "styled_mix"]
 
 SAMPLE_RATE = 44100
 PEAK_CEILING_DB = -1.0
@@ -117,8 +118,15 @@ def engineer_params(roles: Sequence[str], stem_lufs: Sequence[float], style: str
     bad = [(r, v) for r, v in zip(roles, stem_lufs) if not math.isfinite(float(v))]
     if bad:
         raise ValueError(f"stem loudness must be finite; got {bad} (a silent stem cannot be mixed by level).")
-    e = ENGINEERS[style]
     rng = np.random.default_rng([int(seed), 101, list(ENGINEERS).index(style)])
+    boost = {role: 1.0 for role in ("kick", "snare", "drums", "bass")} if style == "punchy" else {}
+    return _style_rows(roles, stem_lufs, ENGINEERS[style], ROLES, boost, rng, tempo)
+
+
+def _style_rows(roles, stem_lufs, e: dict, table: dict, boost: dict, rng, tempo) -> dict:
+    """The engineer's rule book: console parameters of ``roles`` from the conventions ``e`` (an ``ENGINEERS``
+    entry), the role table ``table`` (``ROLES`` or a variant), per-role level offsets ``boost`` (dB) and the
+    song's variation drawn from ``rng`` (numpy), in a fixed order of draws."""
     song_level = rng.normal(0.0, 0.5)  # a song-wide trim
 
     def u(lo, hi):
@@ -126,8 +134,8 @@ def engineer_params(roles: Sequence[str], stem_lufs: Sequence[float], style: str
 
     rows = []
     for role, lufs in zip(roles, stem_lufs):
-        c = ROLES[role]
-        level = c["level"] + u(-1.5, 1.5) + song_level + (1.0 if style == "punchy" and role in ("kick", "snare", "drums", "bass") else 0.0)
+        c = table[role]
+        level = c["level"] + u(-1.5, 1.5) + song_level + boost.get(role, 0.0)
         pan = c["pan"]
         if e["perspective"] == "audience" and role in _DRUM_MICS:
             pan = 1.0 - pan
@@ -185,6 +193,145 @@ def engineer_mix(tracks: torch.Tensor, roles: Sequence[str], style: str, seed: i
     pre = mix(x, sample_rate, {k: v.float() for k, v in params.items()})[0]
     lufs = float(_measure(pre.unsqueeze(0), sample_rate)[0][0])
     target = ENGINEERS[style]["master_lufs"] + float(np.random.default_rng([int(seed), 103]).uniform(-0.5, 0.5))
+    master = target - lufs if math.isfinite(lufs) else 0.0
+    peak_db = 20 * math.log10(max(float(pre.abs().max()), 1e-12))
+    master = min(master, PEAK_CEILING_DB - peak_db)
+    params["master_gain_db"] = torch.tensor([_clip("master_gain_db", master)], dtype=torch.float64)
+    return pre * 10 ** (float(params["master_gain_db"][0]) / 20), params
+
+
+
+# --------------------------------------------------------------------------------------------
+# More engineers: styles generated from the same conventions (chapter 5.2's training data)
+# --------------------------------------------------------------------------------------------
+
+_AMOUNTS = ("heavy", "medium", "light")
+_DRUMS_AND_BASS = ("kick", "snare", "drums", "bass")
+
+
+def _style_rng(seed: int, kind: int):
+    return np.random.default_rng([int(seed), 211, kind])
+
+
+def engineer_style(seed: int) -> dict:
+    """One more engineer, generated from the conventions of ``ENGINEERS`` by ``seed`` (deterministic).
+
+    The rule book stays the bundled engineers' (lead loudest, kick and bass centred, high-pass on everything but
+    kick and bass, corrective EQ, compression on drums, bass and lead, reverb on pads and lead); what changes is
+    the taste, each drawn between and a little beyond "natural" and "punchy": EQ intensity (``eq_scale``), a
+    low and a high tilt added to the shelves (dB), stereo width, reverb send offset and T60 range, master
+    loudness (-23 to -14 LUFS), drum perspective, compression amount (ratios times 0.6-2, thresholds moved),
+    knee, attack, make-up, and the loudness balance (dB offsets of the drums and bass, of the lead, of the
+    accompaniment). Returns ``{"conventions", "roles", "boost", "seed", "kind": "engineer"}`` for
+    :func:`style_params`."""
+    rng = _style_rng(seed, 0)
+
+    def u(lo, hi):
+        return float(rng.uniform(lo, hi))
+
+    amount, shift = 2 ** u(-0.75, 1.0), u(-3.0, 3.0)
+    base = ENGINEERS["natural"]["comp"]
+    t_lo = u(0.4, 2.0)
+    conv = dict(eq_scale=u(0.5, 2.0), width=u(0.6, 1.45), send_offset=u(-10.0, 3.0), t60=(t_lo, t_lo * u(1.3, 1.8)),
+                master_lufs=u(-23.0, -14.0), perspective="drummer" if rng.uniform() < 0.5 else "audience",
+                comp={k: (max(1.2, r * amount), above + shift) for k, (r, above) in base.items()}, knee=u(1.0, 9.0),
+                attack_scale=2 ** u(-1.8, 0.5), makeup=u(0.3, 0.7))
+    low_tilt, high_tilt = u(-2.5, 2.5), u(-2.5, 3.5)
+    rhythm, lead, accomp = u(-2.0, 3.0), u(-2.5, 2.0), u(-2.0, 2.0)
+    table = {}
+    for role, c in ROLES.items():
+        c = dict(c)
+        c["ls"] = (c["ls"][0], c["ls"][1] + low_tilt / conv["eq_scale"])
+        c["hs"] = (c["hs"][0], c["hs"][1] + high_tilt / conv["eq_scale"])
+        table[role] = c
+    boost = {r: (rhythm if r in _DRUMS_AND_BASS else lead if r == "lead" else accomp) for r in ROLES}
+    return {"conventions": conv, "roles": table, "boost": boost, "seed": int(seed), "kind": "engineer"}
+
+
+def random_style(seed: int) -> dict:
+    """Random console settings tied to instrument roles (Diff-MST's first way of making references, by role):
+    every role of ``ROLES`` gets its own random level (-34 to -16 LUFS), pan, high-pass, shelf and peak gains
+    (+-6 dB at the role's frequencies), compression amount and reverb send, with no conventions kept (a bass may
+    be panned hard left). The bus (T60, master loudness, width 1) is random too. Deterministic in ``seed``;
+    same structure as :func:`engineer_style` (``"kind": "random"``)."""
+    rng = _style_rng(seed, 1)
+
+    def u(lo, hi):
+        return float(rng.uniform(lo, hi))
+
+    t_lo = u(0.3, 2.5)
+    conv = dict(eq_scale=1.0, width=1.0, send_offset=0.0, t60=(t_lo, t_lo * 1.2), master_lufs=u(-23.0, -14.0),
+                perspective="drummer", comp={"heavy": (u(3.0, 8.0), u(-6.0, 0.0)), "medium": (u(2.0, 4.0), u(-3.0, 3.0)),
+                                             "light": (u(1.3, 2.5), u(0.0, 6.0))},
+                knee=u(0.0, 9.0), attack_scale=2 ** u(-1.5, 0.5), makeup=u(0.3, 0.7))
+    table = {}
+    for role, c in ROLES.items():
+        pick = int(rng.integers(0, 4))
+        table[role] = dict(level=u(-34.0, -16.0), pan=u(0.05, 0.95), hp=float(20 * 2 ** u(0.0, 4.0)),
+                           ls=(c["ls"][0], u(-6.0, 6.0)), peaks=tuple((f, u(-6.0, 6.0), q) for f, _, q in c["peaks"]),
+                           hs=(c["hs"][0], u(-6.0, 6.0)), comp=(None, *_AMOUNTS)[pick], attack=c["attack"],
+                           release=c["release"], send=-80.0 if rng.uniform() < 0.2 else u(-36.0, -8.0))
+    return {"conventions": conv, "roles": table, "boost": {}, "seed": int(seed), "kind": "random"}
+
+
+def engineer_styles(n: int, seed: int = 0) -> dict:
+    """``n`` generated engineers (:func:`engineer_style`), named ``"engineer_<seed>_<i>"``; deterministic."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a whole number >= 0; got {n!r}.")
+    return {f"engineer_{seed}_{i}": engineer_style(int(seed) * 100003 + i) for i in range(n)}
+
+
+def _check_style(style):
+    if isinstance(style, str):
+        if style not in ENGINEERS:
+            raise ValueError(f"unknown engineer {style!r}; choose one of {', '.join(ENGINEERS)} or give a style of "
+                             "engineer_style / random_style.")
+        return style
+    if not isinstance(style, dict) or not {"conventions", "roles", "boost"} <= set(style):
+        raise ValueError("style must be a bundled engineer's name or a dict of engineer_style / random_style.")
+    return style
+
+
+def style_params(roles: Sequence[str], stem_lufs: Sequence[float], style, seed: int,
+                 tempo: Optional[float] = None) -> dict:
+    """:func:`engineer_params` for any style: a bundled engineer's name (then exactly :func:`engineer_params`) or
+    a dict of :func:`engineer_style` / :func:`random_style`; ``seed`` draws the song's variation. Every value lies
+    in the console's ranges (``parameters.SPECS``)."""
+    style = _check_style(style)
+    if isinstance(style, str):
+        return engineer_params(roles, stem_lufs, style, seed, tempo)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown track role(s) {unknown}; the engineer knows {', '.join(ROLES)}.")
+    if len(stem_lufs) != len(roles):
+        raise ValueError(f"got {len(roles)} roles but {len(stem_lufs)} stem loudness values.")
+    if not all(math.isfinite(float(v)) for v in stem_lufs):
+        raise ValueError("stem loudness must be finite (a silent stem cannot be mixed by level).")
+    rng = np.random.default_rng([int(seed), 101, 7, style.get("seed", 0), 0 if style.get("kind") == "engineer" else 1])
+    return _style_rows(roles, stem_lufs, style["conventions"], style["roles"], style["boost"], rng, tempo)
+
+
+def style_master_lufs(style) -> float:
+    """The master loudness (LUFS) a style aims at."""
+    style = _check_style(style)
+    return float(ENGINEERS[style]["master_lufs"] if isinstance(style, str) else style["conventions"]["master_lufs"])
+
+
+def styled_mix(tracks: torch.Tensor, roles: Sequence[str], style, seed: int, tempo: Optional[float] = None,
+               sample_rate: int = SAMPLE_RATE, stem_lufs: Optional[Sequence[float]] = None, mask=None):
+    """:func:`engineer_mix` for any style of :func:`style_params`: mono ``tracks`` ``(N, T)`` -> ``(mix (2, T),
+    params)``, the master gain bringing the mix to the style's loudness (peak at most ``PEAK_CEILING_DB``). For a
+    bundled engineer's name it is :func:`engineer_mix`."""
+    if isinstance(_check_style(style), str):
+        return engineer_mix(tracks, roles, style, seed, tempo, sample_rate, stem_lufs)
+    if tracks.ndim != 2:
+        raise ValueError(f"tracks must be (tracks, samples); got shape {tuple(tracks.shape)}.")
+    if stem_lufs is None:
+        stem_lufs = _measure(tracks.unsqueeze(1), sample_rate)[0].tolist()
+    params = style_params(roles, stem_lufs, style, seed, tempo)
+    pre = mix(tracks.unsqueeze(0).float(), sample_rate, {k: v.float() for k, v in params.items()})[0]
+    lufs = float(_measure(pre.unsqueeze(0), sample_rate)[0][0])
+    target = style_master_lufs(style) + float(np.random.default_rng([int(seed), 103]).uniform(-0.5, 0.5))
     master = target - lufs if math.isfinite(lufs) else 0.0
     peak_db = 20 * math.log10(max(float(pre.abs().max()), 1e-12))
     master = min(master, PEAK_CEILING_DB - peak_db)
