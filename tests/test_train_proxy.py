@@ -265,6 +265,25 @@ def test_proxy_configs_are_checked_like_every_config(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("model", ["style_track", "style_mix"])
+def test_sampled_families_use_the_one_loop_in_one_process(tmp_path, model):
+    """The style models plug into the loop as sampled families (train.SAMPLED_FAMILIES): their own config keys and
+    checks, one process, their own examples (no proxy stems)."""
+    cfg = train.load_config({"model": model})
+    assert cfg["model"] == model and {"lr_factor", "lr_patience", "max_seconds", "val_every"} <= set(cfg)
+    with pytest.raises(ValueError, match=rf"a {model} model trains in one process"):
+        train.train({"model": model}, out=str(tmp_path / "run"), nproc=2)
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['preset'\].*keys of a 'style"):
+        train.load_config({"model": model, "preset": "tiny"})
+    with pytest.raises(ValueError, match="steps must be"):
+        train.load_config({"model": model, "steps": 0})
+    with pytest.raises(ValueError, match="draws its own examples"):
+        train.train({"model": model, "steps": 1}, data=([], []), progress=False, log=lambda line: None)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="style_track.*style_mix"):
+        train.load_config({"model": "style"})
+
+
 def test_the_models_package_does_not_shadow_train_evaluation_or_metrics():
     import automix_lite.models as models
 
