@@ -86,7 +86,9 @@ _MASTER = BUS_NAMES.index("master_gain_db")
 class SpectrogramEncoder(nn.Module):
     """Mono audio ``(M, T)`` at 44.1 kHz -> embedding ``(M, dim)``: log-mel (:class:`~automix_lite.models.dmc.LogMel`),
     ``len(widths)`` blocks of 3x3 convolution, ReLU and 2x2 max-pooling, global mean and max pooling, a linear layer
-    to ``dim - 1``, and the signal's RMS level (dBFS / 20) appended. No batch statistics: an item's embedding does
+    to ``dim - 1``, plus a linear map of the log-mel's mean and standard deviation over time per band (the average
+    spectrum and how much each band moves: a direct path for EQ, width and dynamics, which the pooled CNN features
+    learned from scratch hear only slowly), and the signal's RMS level (dBFS / 20) appended. No batch statistics: an item's embedding does
     not depend on the others in the batch (padding and permutation leave the rest unchanged)."""
 
     def __init__(self, dim: int = 96, widths: Sequence[int] = (16, 32, 48, 64), n_mels: int = 48):
@@ -98,13 +100,16 @@ class SpectrogramEncoder(nn.Module):
             w_in = w
         self.cnn = nn.Sequential(*layers)
         self.proj = nn.Linear(2 * w_in, dim - 1)
+        self.stats = nn.Linear(2 * n_mels, dim - 1)
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.cnn(self.frontend(x) + 2.5)  # log-mel in dB / 20, centred
+        mel = self.frontend(x) + 2.5  # log-mel in dB / 20, centred
+        h = self.cnn(mel)
         h = torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1)
+        spectrum = torch.cat([mel.mean(-1), mel.std(-1)], -1).flatten(1)  # average spectrum and its movement, per band
         level = 10 * torch.log10(x.square().mean(-1, keepdim=True) + 1e-10) / 20
-        return torch.cat([self.proj(h), level + 1.5], 1)
+        return torch.cat([self.proj(h) + self.stats(2 * spectrum), level + 1.5], 1)
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -504,7 +509,7 @@ DEFAULT_CONFIG = {
     "log_every": 25, "val_every": 50, "val_examples": 12, "max_seconds": None,
     "seed": 0, "device": "auto", "threads": None,
     "dim": 96, "layers": 3, "heads": 4, "ff": 192, "widths": [16, 32, 48, 64], "n_mels": 48, "max_tracks": 16,
-    "fractions": [0.25, 0.35, 0.4], "param_weight": 2.0,
+    "fractions": [0.25, 0.35, 0.4], "param_weight": 300.0,
 }
 """The keys of a ``"model": "style_mix"`` config and their defaults (:func:`automix_lite.train.load_config`).
 ``segment_seconds``: reference and target segment length; ``fractions``: how often each kind of style of
@@ -772,3 +777,51 @@ def mix_table(summary: dict) -> str:
                          f"{fmt(v['mape'], 1)} | {fmt(v.get('gain_db'), 2)} | {fmt(v.get('pan'))} | "
                          f"{fmt(v.get('controls'))} | {v['n']} |")
     return "\n".join(lines)
+
+
+def draw_architecture(ax=None):
+    """Draw :class:`MixStyleTransfer` as a block diagram on a matplotlib ``ax`` (a new figure when ``None``);
+    returns the axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 4.6))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 5)
+    ax.axis("off")
+
+    def box(x, y, w, h, text, color):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc=color, ec="0.3", lw=1))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8.5)
+
+    def arrow(a, b):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=10, color="0.35", lw=1))
+
+    stems = ["stem 1", "stem 2", "...", "stem N"]
+    for i, s in enumerate(stems):
+        y = 4.3 - 0.55 * i
+        box(0.1, y, 0.9, 0.4, s, "#dbe9f6")
+        if s != "...":
+            arrow((1.05, y + 0.2), (1.55, y + 0.2))
+    box(0.1, 1.2, 0.9, 0.4, "ref mid", "#fde2c8")
+    box(0.1, 0.6, 0.9, 0.4, "ref side", "#fde2c8")
+    box(-0.05, 0.05, 1.2, 0.35, "reference mix\n(other song)", "#fff4e6")
+    for y in (1.4, 0.8):
+        arrow((1.05, y), (1.55, y))
+    box(1.6, 0.55, 1.5, 4.2, "shared encoder\nlog-mel CNN\n+ level\n\n+ token type\n(track / mid / side)", "#e8f3e8")
+    box(3.6, 0.55, 1.7, 4.2, "transformer\nencoder\n(self-attention,\nno positional\nencoding,\npadding mask)", "#efe6f6")
+    arrow((3.15, 2.65), (3.55, 2.65))
+    box(5.8, 2.7, 1.5, 1.9, "track head\n23 controls per\ntrack: gain, EQ,\ncompressor, pan,\nreverb send", "#f6e6e6")
+    box(5.8, 0.6, 1.5, 1.7, "bus head\n(mean of tracks,\nmid, side):\nT60, return", "#f6e6e6")
+    arrow((5.35, 3.6), (5.75, 3.6))
+    arrow((5.35, 1.5), (5.75, 1.5))
+    box(7.8, 1.6, 1.1, 2.2, "DSP\nconsole\n(dsp.mix)", "#e6eef6")
+    arrow((7.35, 3.6), (7.75, 3.0))
+    arrow((7.35, 1.5), (7.75, 2.2))
+    box(7.8, 0.3, 1.1, 0.9, "master gain\nfrom the ref's\nloudness", "#fff4e6")
+    arrow((8.35, 1.25), (8.35, 1.55))
+    box(9.2, 2.3, 0.75, 0.8, "mix\n(stereo)", "#dbe9f6")
+    arrow((8.95, 2.7), (9.15, 2.7))
+    ax.text(1.0, 4.85, "the stems of song B (any number, any order)", fontsize=8, ha="left")
+    return ax
