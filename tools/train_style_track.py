@@ -64,12 +64,29 @@ def package() -> None:
     rows = style.evaluate_track({"style_track": best["model"]}, n=TEST["n"], seed=TEST["seed"],
                                 seconds=TEST["seconds"])
     metrics = {"test": rows, **TEST, "split": "test", "best_step": best["history"].get("steps_done")}
+    cfg = dict(best["config"])
+    if history["steps_done"] < cfg["steps"]:
+        # A run stopped early (for time) is the same as a run of that many steps: the plateau schedule does not
+        # depend on the total. The bundled config then says the steps that were run.
+        cfg["steps"] = history["steps_done"]
+        set_config_steps(history["steps_done"])
+        best["config"] = cfg
     target = _path("automix_lite/checkpoints/style_track.pt")
-    digest = train.save_checkpoint(target, best["model"], best["config"], history, metrics, extra=best["extra"],
+    digest = train.save_checkpoint(target, best["model"], cfg, history, metrics, extra=best["extra"],
                                    version=best["code_version"])
     pretrained.write_registry()
     write_card(best, history, rows, digest, os.path.getsize(target))
     print(style.results_table(rows))
+
+
+def set_config_steps(steps: int) -> None:
+    path = _path(BUNDLED[0])
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["steps"] = steps
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=1)
+        f.write("\n")
 
 
 def write_card(best: dict, history: dict, rows: list, digest: str, size: int) -> None:
