@@ -59,8 +59,8 @@ def markdown(summary: dict, info: dict, args, seconds_taken: float, n_songs: int
              "Baselines ignore the reference: `equal loudness` (every stem at -23 LUFS, centred, unprocessed), "
              "`dmc_full_songs` (the bundled DMC, trained on the natural engineer) and `average engineer` (the mean of "
              "the two engineers' own parameters for this song: an oracle that knows both engineers' settings but not "
-             "which one the reference asks for). Their `closer to E` is 100 % for one engineer and 0 % for the other "
-             "by construction.", "",
+             "which one the reference asks for). Their output does not depend on the reference, so whatever their `closer to E` is for one engineer, it is "
+             "one minus that for the other: 50 % over both by construction.", "",
              "## Results", "", mix_table(summary), "",
              "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'yes' if ok else 'no'} |" for t, m, ok in targets(summary)]
@@ -86,7 +86,8 @@ def card(ck: dict, summary: dict, info: dict, args, sha: str, size: int) -> str:
         f"shared log-mel CNN encoder (widths {cfg['widths']}, {cfg['n_mels']} mel bands), a {cfg['layers']}-layer "
         f"transformer encoder with {cfg['heads']} heads and no positional encoding (any number of stems up to "
         f"{cfg['max_tracks']}, in any order), heads for the 23 controls of every track and the reverb bus; the full "
-        "DSP console renders the mix; the master gain is set from the reference's loudness.",
+        "DSP console renders the mix; the master gain is set from the reference's loudness. The encoder adds a linear "
+        "path from each mel band's mean and spread over time to the pooled CNN features.",
         f"- {ck['model'].n_params:,} trainable parameters; file {size / 1e6:.2f} MB (float32); sha256 `{sha}`; code "
         f"version {ck['code_version']}.", "",
         "## Data", "",
@@ -120,6 +121,14 @@ def card(ck: dict, summary: dict, info: dict, args, sha: str, size: int) -> str:
                      f"{v.get('pan', 0):.3f} |")
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {mm} | {'yes' if ok else 'no'} |" for t, mm, ok in targets(summary)]
+    lines += ["", "## Limitations", "",
+              "A style discrimination near 50 % means that the model mixes a song the same way whatever the reference: "
+              "it has learned each instrument role's settings (an average engineer), not yet to read the engineer from "
+              "the reference. What would close the gap: batches holding the same target song in two styles with their "
+              "references (so that only the reference can lower the loss), longer training "
+              "(`configs/style_mix_gpu.json`) and a pretrained encoder. The encoder looks at the central "
+              "`ENCODER_SECONDS` of the stems and the reference; the console renders the whole song with those "
+              "settings."]
     lines += ["", "## In one line", "",
               f"Stereo loss {sm_all['stereo']:.3f} against {eq_all['stereo']:.3f} for the equal-loudness sum, style "
               f"discrimination {summary['discrimination']:.0%}.", ""]

@@ -671,7 +671,7 @@ def evaluate_mix(model: MixStyleTransfer, songs: Optional[Sequence[str]] = None,
     discrimination), ``mape`` (the mean of the four Part 4 feature-group MAPEs, percent), and the parameter errors
     against E's parameters: ``gain_db`` (dB, mean offset removed), ``pan`` (mirror allowed) and ``controls`` (mean
     |difference| of all 23 normalised track controls). Reference-agnostic baselines are computed once per song and
-    repeated for each reference (their ``closer`` is then 1 for one engineer and 0 for the other)."""
+    repeated for each reference (their ``closer`` for one engineer is one minus that for the other)."""
     from .. import data, features, metrics, pretrained
     from ..inference import active_mask, mix_stems
 
