@@ -86,6 +86,16 @@ def test_examples_are_deterministic_and_share_the_style_not_the_song():
     assert float(batch["track"].min()) >= 0 and float(batch["track"].max()) <= 1
 
 
+def test_paired_batches_share_both_songs_but_not_the_style():
+    d = sm.StyleMixData("train", 0.5, fractions=(0.0, 0.0, 1.0))
+    g = torch.Generator().manual_seed(2)
+    first = d.example(g)
+    other = next(e for e in engineer.ENGINEERS if e != first["style"])
+    second = d.example(g, style=other, pair=(first["ref_song"], first["song"]))
+    assert (second["song"], second["ref_song"]) == (first["song"], first["ref_song"]) and second["style"] != first["style"]
+    assert sm.StyleMixData.batch.__doc__ and "paired" in sm.DEFAULT_CONFIG
+
+
 def test_train_through_the_one_loop_and_resume(tmp_path):
     _, h = train.train(TINY_CFG, out=str(tmp_path / "a"), progress=False, log=lambda *a: None)
     assert len(h["val_loss"]) == 2 and all(math.isfinite(v) for v in h["val_loss"])

@@ -477,8 +477,24 @@ class StyleMixData:
         return {"stems": xb, "reference": ref, "target": target, "params": params, "t60_index": k, "song": b, "ref_song": a,
                 "roles": sb["roles"], "kind": kind, "style": drawn, "ref_params": ref_params, "ref_roles": sa["roles"]}
 
-    def batch(self, n: int, g: torch.Generator) -> dict:
-        return collate([self.example(g) for _ in range(n)])
+    def batch(self, n: int, g: torch.Generator, paired: bool = False) -> dict:
+        """``n`` examples padded into one batch (:func:`collate`). ``paired``: they come in pairs that share the
+        reference song and the target song but not the style (the other bundled engineer for a bundled style, a
+        fresh draw otherwise), so that only the reference can tell the two targets apart."""
+        if not paired:
+            return collate([self.example(g) for _ in range(n)])
+        from ..data.engineer import ENGINEERS
+
+        items = []
+        while len(items) < n:
+            first = self.example(g)
+            kind, other = self.draw_style(g)
+            if first["kind"] == "bundled":
+                other = next(e for e in ENGINEERS if e != first["style"])
+            items.append(first)
+            if len(items) < n:
+                items.append(self.example(g, style=other, pair=(first["ref_song"], first["song"])))
+        return collate(items)
 
 
 def collate(items: Sequence[dict]) -> dict:
@@ -509,12 +525,13 @@ DEFAULT_CONFIG = {
     "log_every": 25, "val_every": 50, "val_examples": 12, "max_seconds": None,
     "seed": 0, "device": "auto", "threads": None,
     "dim": 96, "layers": 3, "heads": 4, "ff": 192, "widths": [16, 32, 48, 64], "n_mels": 48, "max_tracks": 16,
-    "fractions": [0.25, 0.35, 0.4], "param_weight": 300.0,
+    "fractions": [0.25, 0.35, 0.4], "param_weight": 300.0, "paired": False,
 }
 """The keys of a ``"model": "style_mix"`` config and their defaults (:func:`automix_lite.train.load_config`).
 ``segment_seconds``: reference and target segment length; ``fractions``: how often each kind of style of
 :data:`KINDS` is drawn; ``param_weight``: weight of the parameter loss (0: audio only); ``dim``, ``layers``,
-``heads``, ``ff``, ``widths``, ``n_mels``, ``max_tracks``: :class:`MixStyleTransfer`; ``val_examples``: fixed VAL
+``heads``, ``ff``, ``widths``, ``n_mels``, ``max_tracks``: :class:`MixStyleTransfer`; ``paired``: batches of pairs
+that share both songs but not the style (:meth:`StyleMixData.batch`); ``val_examples``: fixed VAL
 examples (drawn with seed + 1). The rest is the loop's (Adam, the plateau schedule ``lr_factor`` / ``lr_patience``
 stepped by the validation loss every ``val_every`` steps, ``max_seconds``)."""
 
@@ -543,6 +560,8 @@ def _problems(cfg: dict) -> list:
     v = cfg["max_seconds"]
     if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
         problems.append(f"max_seconds must be null (no limit) or a positive number of seconds; got {v!r}")
+    if not isinstance(cfg["paired"], bool):
+        problems.append(f"paired must be true or false; got {cfg['paired']!r}")
     return problems
 
 
@@ -571,7 +590,7 @@ class _StyleMixPart:
                 f"steps {start + 1}-{end}")
 
     def batch(self, run, step: int) -> dict:
-        return self.data.batch(self.cfg["batch_size"], self.generator)
+        return self.data.batch(self.cfg["batch_size"], self.generator, self.cfg["paired"])
 
     def _loss(self, model, batch: dict) -> tuple:
         dev = self.device
