@@ -87,6 +87,23 @@ def route_rows(test_rows: list) -> list:
     return rows
 
 
+def route_reading(routes: list) -> str:
+    """One paragraph read off the route rows (every number from them)."""
+    if not routes:
+        return ""
+    best = min(routes, key=lambda r: r["test_mrstft"])
+    fast = min(routes, key=lambda r: r["step_s"])
+    slow = max(routes, key=lambda r: r["step_s"])
+    par = min(routes, key=lambda r: r["test_param_eq"])
+    return (f"Reading: with this budget the lowest test MR-STFT came from {best['route']} ({best['test_mrstft']:.3f}), "
+            f"the cheapest step from {fast['route']} ({fast['step_s']:.3f} s; {slow['route']} {slow['step_s']:.3f} s, "
+            f"{slow['step_s'] / fast['step_s']:.0f} times more), the lowest EQ parameter error from {par['route']} "
+            f"({par['test_param_eq']:.3f}). No route produced a non-finite loss: "
+            f"{', '.join(str(r['non_finite']) for r in routes)}. 300 steps are a short run and the validation curves "
+            "still move by several hundredths from one validation to the next, so differences of that size between "
+            "single runs are not conclusive.")
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -101,7 +118,7 @@ def main(argv=None) -> int:
     p.add_argument("--optimise-cases", type=int, default=8)
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "STYLE_TRACK_RESULTS.md"))
     a = p.parse_args(argv)
-    torch.set_num_threads(1)
+    train._set_threads(1)  # numba's threads first, then torch's (else the compressor's first call resets torch's)
     t_start = time.time()
     bundled = pretrained.load_checkpoint("style_track")
     models = {"style_track (bundled)": bundled["model"]}
@@ -168,10 +185,12 @@ route's validation and test outputs are rendered by the real DSP with the predic
 {style.routes_table(routes, corrupt)}
 
 - autodiff: exact gradients through `automix_lite.dsp` (the chain of the loss *is* the chain of the output).
-- proxy: the bundled neural proxy `proxy_channel` (frozen, reverb bypassed) stands in for the chain in training;
-  its imitation of the chain is imperfect (its card: worse than the unprocessed input on the equalizer case), so
-  it learns settings that are right for the proxy, and the real chain renders them.
+- proxy: the bundled neural proxy `proxy_channel` (frozen, reverb bypassed) stands in for the chain in training
+  (its card: an imperfect imitation, worse than the unprocessed input on the equalizer case); the real chain
+  renders the predicted settings in validation and test.
 - spsa: the chain as a black box, one simultaneous perturbation per step (two extra renders).
+
+{route_reading(routes)}
 
 ## Machine-readable copy
 

@@ -150,8 +150,9 @@ better than the matching EQ): **{met}**.
   thread(s), torch {torch.__version__}, shared with other jobs. Best validation MR-STFT {val[best_step]:.4f} at step
   {best_step} (first validation {history['val_loss'][0]:.4f} at step {history['val_step'][0]}); the bundled weights
   are those of that step, the history is the whole run's.
-- Reproduce: `automix train configs/style_track.json --out runs/style_track` (seeded: the same weights on the same
-  machine and thread count), then `python tools/train_style_track.py --package`; or
+- Reproduce: `automix train configs/style_track.json --out runs/style_track` (seeded, one thread: the loop is
+  deterministic given the machine and thread count, which the tests check on a short run with resuming; the
+  full run has not been repeated), then `python tools/train_style_track.py --package`; or
   `python tools/train_style_track.py --bundled --package`. A bigger set-up for a GPU, not run:
   `configs/style_track_gpu.json`.
 
@@ -166,6 +167,10 @@ optimisation, the three gradient routes): `benchmarks/STYLE_TRACK_RESULTS.md`.
 
 ## Limits
 
+- The predicted settings track the output gain, and partly the high-shelf gain, the highest peaking band and the
+  threshold; most other controls (band frequencies and Q, ratio, attack, release) stay near the middle of their
+  ranges whatever the style (the parameter plots of chapter 5.1). The MR-STFT gain comes mostly from the level
+  and the broad spectral tilt.
 - One fixed chain (EQ -> compressor -> gain), mono training stems of the small bundled set; styles drawn from a
   box of settings, not from engineers' habits. Stereo inputs get the same settings on both channels.
 - The encoder hears at most {style.ENCODER_SECONDS:g} s (the central excerpt) of each signal; it was trained on

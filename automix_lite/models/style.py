@@ -590,7 +590,8 @@ def evaluate_track(models: Optional[Mapping] = None, n: int = 48, seed: int = 12
     every model (its settings rendered by the DSP), and with ``optimise_cases > 0`` the training-free searches
     of :func:`automix_lite.style_optimise.optimise_track` (style objective; ``"optimise: gradient"`` with
     ``gradient_steps`` Adam steps, ``"optimise: CMA-ES"`` with ``cma_evaluations``) on the first
-    ``optimise_cases`` examples (their rows say ``n``). Returns a list of rows ``{"method", "n", **METRICS}``
+    ``optimise_cases`` examples (their rows say ``n``), followed by every model's row on those examples.
+    Returns a list of rows ``{"method", "n", **METRICS}``
     (means over the examples; ``param_*`` ``None`` for methods without chain settings), or ``(rows, outputs)``
     with ``return_outputs`` (``{method: (B, 1, T) outputs}``, and ``"params:" + method`` the [0, 1] controls).
     """
@@ -639,6 +640,10 @@ def evaluate_track(models: Optional[Mapping] = None, n: int = 48, seed: int = 12
             cs.append(so._norm(so.TRACK_SPECS, [params[nm] for nm in NAMES]).view(1, -1))
         label = f"optimise: {'gradient' if method == 'gradient' else 'CMA-ES'} ({steps} {'steps' if method == 'gradient' else 'evaluations'})"
         add(label, torch.cat(ys), (time.time() - t0) / k, torch.cat(cs).clamp(0, 1), count=k)
+    if k:  # the models on the same examples as the searches
+        for label in list(models or {}):
+            row = next(r for r in rows if r["method"] == label)
+            add(f"{label} (first {k})", outputs[label][:k], row["seconds"], outputs["params:" + label][:k], count=k)
     return (rows, outputs) if return_outputs else rows
 
 
