@@ -151,8 +151,8 @@ better than the matching EQ): **{met}**.
   {best_step} (first validation {history['val_loss'][0]:.4f} at step {history['val_step'][0]}); the bundled weights
   are those of that step, the history is the whole run's.
 - Reproduce: `automix train configs/style_track.json --out runs/style_track` (seeded, one thread: the loop is
-  deterministic given the machine and thread count, which the tests check on a short run with resuming; the
-  full run has not been repeated), then `python tools/train_style_track.py --package`; or
+  deterministic given the machine and thread count; a rerun of the first 100 steps with `--steps 100`
+  reproduced this run's training and validation losses exactly; the full run has not been repeated), then `python tools/train_style_track.py --package`; or
   `python tools/train_style_track.py --bundled --package`. A bigger set-up for a GPU, not run:
   `configs/style_track_gpu.json`.
 
