@@ -6,22 +6,27 @@
   mix a folder of mono stems with a bundled model (``automix models``) or a ``.pt`` from ``automix train``,
   print the predicted parameters, write a 24-bit stereo WAV (chapter 3.4, ``notebooks/14_inference.ipynb``).
 - ``automix render STEMS_DIR --params PARAMS.json --out MIX.wav [--overwrite] [--pad]``: render the stems with
-  (edited) parameters.
-- ``automix style-track IN.wav --reference REF.wav --out OUT.wav --optimise [--method gradient|cma] [--steps N]
-  [--params-out P.json] [--overwrite]``: process one recording (mono or stereo) with an EQ -> compressor chain
-  so that it sounds processed like the reference (style transfer, chapter 5.1); ``--optimise`` searches the
-  chain's settings for this pair (:func:`automix_lite.style_optimise.optimise_track`, training-free; until a
-  trained style model is bundled it is the only route). ``--params-out`` writes the settings as JSON
-  ``{"format": "automix-lite-track-chain", "version": 1, "sample_rate", "method", "objective", "params":
-  {name: value in real units}}`` (:func:`automix_lite.parameters.chain_text` / ``read_chain``; render them with
-  :func:`automix_lite.style_optimise.process_track`).
-- ``automix style STEMS_DIR --reference REF.wav --out MIX.wav --optimise [--method ...] [--steps N]
-  [--params-out PARAMS.json] [--overwrite] [--pad]``: mix a folder of mono stems towards the style of a stereo
-  reference mix of other music (:func:`automix_lite.style_optimise.optimise_mix`: per-track gain, pan and EQ
-  gains and the master gain); ``--params-out`` writes a parameter file (console ``full``) that
-  ``automix render STEMS_DIR --params PARAMS.json`` renders to the same mix. A reference at another sample
+  (edited) parameters; ``automix render IN.wav --params CHAIN.json --out OUT.wav``: one recording through the
+  track chain of a file from ``automix style-track --params-out``.
+- ``automix style-track IN.wav --reference REF.wav --out OUT.wav [--model NAME_OR_PATH | --optimise [--method
+  gradient|cma] [--steps N]] [--params-out P.json] [--overwrite]``: process one recording (mono or stereo) with
+  an EQ -> compressor chain so that it sounds processed like the reference (style transfer, chapter 5.1,
+  ``notebooks/17_style_transfer_track.ipynb``). By default the trained model ``style_track``
+  (:func:`automix_lite.models.style.transfer`, one pass) predicts the chain's settings; ``--optimise`` instead
+  searches them for this pair (:func:`automix_lite.style_optimise.optimise_track`, training-free).
+  ``--params-out`` writes the settings as JSON ``{"format": "automix-lite-track-chain", "version": 1,
+  "sample_rate", "method", ..., "params": {name: value in real units}}`` (:func:`automix_lite.parameters.chain_text`
+  / ``read_chain``), which ``automix render IN.wav --params P.json`` renders again
+  (:func:`automix_lite.style_optimise.process_track`).
+- ``automix style STEMS_DIR --reference REF.wav --out MIX.wav [--model NAME_OR_PATH | --optimise [--method ...]
+  [--steps N]] [--params-out PARAMS.json] [--overwrite] [--pad]``: mix a folder of mono stems towards the style
+  of a stereo reference mix of other music (chapter 5.2, ``notebooks/18_style_transfer_mix.ipynb``): by default
+  the trained model ``style_mix`` (:func:`automix_lite.models.style_mix.transfer`) predicts every track's console
+  and the master bus; ``--optimise`` searches per-track gain, pan and EQ gains and the master gain
+  (:func:`automix_lite.style_optimise.optimise_mix`). ``--params-out`` writes a parameter file (console ``full``)
+  that ``automix render STEMS_DIR --params PARAMS.json`` renders to the same mix. A reference at another sample
   rate is resampled to the input's with a notice; one that is silent, shorter than 0.5 s, unreadable or (for
-  ``style``) mono is an error.
+  ``style``) mono is an error; ``--model`` must be a model of the command's kind.
 - ``automix train CONFIG --out DIR [--resume | --overwrite] [--steps N] [--nproc N]``: train a DMC, a
   Mix-Wave-U-Net or (``"model": "proxy"``) the channel-chain proxy, all through one loop
   (:func:`automix_lite.train.train`).
@@ -185,10 +190,40 @@ def _peak_notice(gain_db: float, what: str = "mix") -> None:
         print(f"the {what} peaked above {CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does not clip.")
 
 
+def _render_chain(args) -> int:
+    """``automix render IN.wav --params CHAIN.json --out OUT.wav``: one recording through the track chain of a
+    track-chain file (``automix style-track --params-out``), at the recording's own rate."""
+    from . import audio, inference
+    from . import parameters as param_files
+    from .style_optimise import TRACK_NAMES, process_track
+
+    _check_outputs(None, [("--out", args.out)], args.overwrite, [("the input IN", args.stems),
+                                                                 ("the --params file", args.params)])
+    _, subtype = audio.output_format(args.out, None)
+    chain = param_files.read_chain(args.params)
+    missing = [n for n in TRACK_NAMES if n not in chain["params"]]
+    if missing:
+        raise ValueError(f"{args.params} lacks the chain settings {missing}; write it with `automix style-track "
+                         "... --params-out`.")
+    try:
+        x, sr = audio.load(args.stems)
+    except ValueError as err:
+        raise ValueError(f"IN: {err}") from None
+    if x.shape[1] > 2:
+        raise ValueError(f"IN {args.stems} has {x.shape[1]} channels; give a mono or stereo recording.")
+    y, gain_db = inference.limit_peak(process_track(x[0], sr, chain["params"]))
+    _peak_notice(gain_db, "output")
+    audio.save(args.out, y, sr, overwrite=args.overwrite, subtype=subtype)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _render(args) -> int:
     from . import audio, inference
     from . import parameters as param_files
 
+    if os.path.isfile(args.stems):  # one recording and a track-chain file
+        return _render_chain(args)
     stems = _check_outputs(args.stems, [("--out", args.out)], args.overwrite, [("the --params file", args.params)])
     for stem in stems:
         if _same(args.params, stem):
@@ -210,13 +245,18 @@ def _render(args) -> int:
 
 
 
-def _style_route(args, model_name: str) -> None:
-    """The style-transfer route: ``--optimise`` (training-free search) or a trained model. No trained style model
-    (``pretrained`` name ``model_name``: ``style_track`` / ``style_mix``) is bundled yet: without ``--optimise``
-    this is the error; a trained route would load the model here and predict the parameters in one pass."""
-    if not args.optimise:
-        raise ValueError("no trained style model is bundled yet; run with --optimise (training-free optimisation, "
-                         "chapter 5.1)")
+def _style_model(args, family: str):
+    """The trained style model of ``--model`` (a bundled name or a ``.pt`` from ``automix train``), refused with one
+    line when it is another kind of model (``family``: ``"style_track"`` or ``"style_mix"``)."""
+    from . import pretrained
+
+    ck = pretrained.load_checkpoint(args.model)
+    kind = ck["config"]["model"]
+    if kind != family:
+        want = "style-track model (\"model\": \"style_track\")" if family == "style_track" else \
+            "multitrack style model (\"model\": \"style_mix\")"
+        raise ValueError(f"--model {args.model} is a {kind} model, not a {want}; see `automix models`.")
+    return ck["model"]
 
 
 def _style_signal(x, sr: int, what: str, path: str) -> None:
@@ -267,9 +307,13 @@ def _style_track(args) -> int:
     from ._checks import atomic_outputs
     from .style_optimise import TRACK_SPECS, optimise_track
 
-    _style_route(args, "style_track")
+    from . import pretrained
+
     outputs = [("--out", args.out)] + ([("--params-out", args.params_out)] if args.params_out else [])
-    _check_outputs(None, outputs, args.overwrite, [("the input IN", args.input), ("the --reference", args.reference)])
+    model_file = None if args.optimise else pretrained.model_file(args.model)
+    _check_outputs(None, outputs, args.overwrite, [("the input IN", args.input), ("the --reference", args.reference),
+                                                   ("the --model checkpoint", model_file)])
+    model = None if args.optimise else _style_model(args, "style_track")
     _, subtype = audio.output_format(args.out, None)
     try:
         x, sr = audio.load(args.input)
@@ -280,8 +324,16 @@ def _style_track(args) -> int:
     _style_signal(x, sr, "IN", args.input)
     ref = _style_reference(args.reference, sr, stereo=False)
     print(f"matching {args.input} ({x.shape[-1] / sr:.1f} s at {sr} Hz) to the style of {args.reference}")
-    y, params, history = optimise_track(x, ref, sr, method=args.method, steps=args.steps)
-    print(_style_summary(history, len(TRACK_SPECS)))
+    if args.optimise:
+        y, params, history = optimise_track(x, ref, sr, method=args.method, steps=args.steps)
+        print(_style_summary(history, len(TRACK_SPECS)))
+        meta = {"method": args.method, "objective": history["objective"]}
+    else:
+        from .models import style
+
+        y, params = style.transfer(model, x[0], ref[0], sr)
+        print(f"predicted {len(TRACK_SPECS)} settings with {args.model} (one pass)")
+        meta = {"method": "model", "model": args.model}
     for s in TRACK_SPECS:
         print(f"  {s.name:<22} {params[s.name]:10.3f} {s.unit}")
     y, gain_db = inference.limit_peak(y)
@@ -292,10 +344,11 @@ def _style_track(args) -> int:
             from .parameters import chain_text
 
             with open(temps[1], "w") as f:  # the track-chain file of automix_lite.parameters
-                f.write(chain_text(params, sr, method=args.method, objective=history["objective"]))
+                f.write(chain_text(params, sr, **meta))
     print(f"wrote {args.out}")
     if args.params_out:
-        print(f"wrote {args.params_out} (the chain's settings; automix_lite.style_optimise.process_track renders them)")
+        print(f"wrote {args.params_out}: edit it and run `automix render {args.input} --params {args.params_out} "
+              "--out NEW.wav`")
     return 0
 
 
@@ -307,9 +360,13 @@ def _style(args) -> int:
     from ._checks import atomic_outputs
     from .style_optimise import optimise_mix
 
-    _style_route(args, "style_mix")
+    from . import pretrained
+
     outputs = [("--out", args.out)] + ([("--params-out", args.params_out)] if args.params_out else [])
-    stems = _check_outputs(args.stems, outputs, args.overwrite, [("the --reference mix", args.reference)])
+    model_file = None if args.optimise else pretrained.model_file(args.model)
+    stems = _check_outputs(args.stems, outputs, args.overwrite, [("the --reference mix", args.reference),
+                                                                ("the --model checkpoint", model_file)])
+    model = None if args.optimise else _style_model(args, "style_mix")
     _, subtype = audio.output_format(args.out, None)
     try:  # the first stem's rate (read_stems resamples the others with a notice)
         sr = int(soundfile.info(stems[0]).samplerate)
@@ -319,10 +376,18 @@ def _style(args) -> int:
     _style_signal(tracks[None], sr, "the stems in", args.stems)
     ref = _style_reference(args.reference, sr, stereo=True)
     print(f"mixing {len(names)} stems ({tracks.shape[-1] / sr:.1f} s at {sr} Hz) towards the style of {args.reference}")
-    _, params, history = optimise_mix(tracks, ref, sr, method=args.method, steps=args.steps)
-    print(_style_summary(history, 7 * len(names) + 1))
-    data = param_files.to_json(params, names, sr, model=f"style_optimise.optimise_mix ({args.method})", pad=args.pad,
-                               comment=f"automix style --optimise towards {os.path.basename(args.reference)}")
+    if args.optimise:
+        _, params, history = optimise_mix(tracks, ref, sr, method=args.method, steps=args.steps)
+        print(_style_summary(history, 7 * len(names) + 1))
+        made_by, how = f"style_optimise.optimise_mix ({args.method})", "automix style --optimise"
+    else:
+        from .models import style_mix
+
+        _, params = style_mix.transfer(model, tracks, ref[0], sr)
+        print(f"predicted the console of {len(names)} tracks and the master bus with {args.model} (one pass)")
+        made_by, how = args.model, "automix style"
+    data = param_files.to_json(params, names, sr, model=made_by, pad=args.pad,
+                               comment=f"{how} towards {os.path.basename(args.reference)}")
     file = param_files.from_json(data)  # the mix written is what `automix render` makes of the file
     mix, gain_db = inference.limit_peak(inference.render_params(tracks, file.params, sr))
     print(param_files.table(file.params, names))
@@ -567,8 +632,9 @@ def main(argv=None) -> int:
     p.add_argument("--block-seconds", type=_seconds, default=30.0, help="render in blocks of this length (default 30)")
     p.set_defaults(func=_mix)
 
-    p = sub.add_parser("render", help="render stems with (edited) parameters from `automix mix --params-out`")
-    p.add_argument("stems", metavar="STEMS_DIR")
+    p = sub.add_parser("render", help="render stems with (edited) parameters from `automix mix --params-out`, or one "
+                                      "recording with a chain file from `automix style-track --params-out`")
+    p.add_argument("stems", metavar="STEMS_DIR|IN", help="the stems folder, or one recording for a track-chain file")
     p.add_argument("--params", required=True, metavar="PARAMS.json")
     p.add_argument("--out", required=True, metavar="MIX.wav")
     p.add_argument("--overwrite", action="store_true")
@@ -579,11 +645,14 @@ def main(argv=None) -> int:
         track = name == "style-track"
         p = sub.add_parser(name, help="process one recording so that it sounds processed like a reference" if track
                            else "mix a folder of mono stems towards the style of a reference mix",
-                           description="Style transfer (chapter 5.1): "
-                                       + ("an EQ -> compressor chain for IN" if track else
-                                          "per-track gain, pan and EQ and the master gain for the stems")
-                                       + " matched to REF. --optimise searches the settings for this pair "
-                                         "(training-free); no trained style model is bundled yet.")
+                           description=("Style transfer (chapter 5.1): an EQ -> compressor chain for IN" if track
+                                    else "Mixing style transfer (chapter 5.2): every track's console and the master "
+                                         "bus for the stems")
+                                   + " matched to REF, predicted by a trained model (--model, default "
+                                   + ("style_track" if track else "style_mix")
+                                   + "); --optimise instead searches the settings for this pair (training-free"
+                                   + ("" if track else ": per-track gain, pan and EQ gains and the master gain")
+                                   + ").")
         if track:
             p.add_argument("input", metavar="IN", help="a mono or stereo recording")
         else:
@@ -593,8 +662,12 @@ def main(argv=None) -> int:
                             "a stereo mix (of other music) in the wanted style")
         p.add_argument("--out", required=True, metavar="OUT.wav" if track else "MIX.wav",
                        help="the output file (24-bit where the format has it)")
+        p.add_argument("--model", default="style_track" if track else "style_mix", metavar="NAME_OR_PATH",
+                       help="a bundled style model (`automix models`) or a .pt from `automix train` "
+                            "(default %(default)s)")
         p.add_argument("--optimise", action="store_true",
-                       help="search the settings for this input and reference (the training-free route)")
+                       help="search the settings for this input and reference (the training-free route) instead "
+                            "of predicting them with --model")
         p.add_argument("--method", choices=["gradient", "cma"], default="gradient",
                        help="Adam through the differentiable effects, or CMA-ES (black-box); default gradient")
         p.add_argument("--steps", type=_budget, default=150 if track else 60, metavar="N",

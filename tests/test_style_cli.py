@@ -17,8 +17,6 @@ from scipy.signal import lfilter, resample_poly
 
 from automix_lite import style_optimise
 
-NO_MODEL = ("automix: error: no trained style model is bundled yet; run with --optimise (training-free "
-            "optimisation, chapter 5.1)")
 
 
 def _recording(seconds=1.2, seed=1, scale=0.2):
@@ -98,13 +96,73 @@ def test_style_mix_re_renders_from_its_parameter_file(capsys, files):
     assert not [f for f in os.listdir(d) if f.startswith(".")]
 
 
+def test_style_track_with_the_bundled_model_and_render_of_its_chain_file(capsys, files):
+    d = files["dir"]
+    out, pj, again = d / "out.wav", d / "chain.json", d / "again.wav"
+    status, stdout, err = run_cli(capsys, "style-track", files["in"], "--reference", files["ref"], "--out", out,
+                                  "--params-out", pj)
+    assert status == 0, err
+    assert "with style_track (one pass)" in stdout
+    data = json.loads(pj.read_text())
+    assert data["method"] == "model" and data["model"] == "style_track"
+    assert sorted(data["params"]) == sorted(style_optimise.TRACK_NAMES)
+    for spec in style_optimise.TRACK_SPECS:  # predicted settings lie in the chain's ranges
+        assert spec.low - 1e-6 <= data["params"][spec.name] <= spec.high + 1e-6, spec.name
+    # the output is the package's transfer() with the bundled model (quality: tests/test_style_track.py)
+    from automix_lite import pretrained
+    from automix_lite.models import style
+
+    x, _ = sf.read(files["in"], dtype="float32", always_2d=True)
+    r, _ = sf.read(files["ref"], dtype="float32", always_2d=True)
+    y, params = style.transfer(pretrained.load("style_track"), torch.from_numpy(x.T.copy()), torch.from_numpy(r.T.copy()), SR)
+    assert params == pytest.approx(data["params"], abs=1e-5)
+    written, _ = sf.read(out, always_2d=True)
+    assert np.abs(written[:, 0] - y[0].double().numpy()).max() < 1e-4 and np.abs(written - x).max() > 1e-3
+    status, _, err = run_cli(capsys, "render", files["in"], "--params", pj, "--out", again)
+    assert status == 0, err
+    a, _ = sf.read(out, always_2d=True)
+    b, _ = sf.read(again, always_2d=True)
+    assert a.shape == b.shape == (int(1.2 * SR), 1) and np.abs(a - b).max() <= 2 ** -22  # the file renders it
+
+
+def test_style_with_the_bundled_model_re_renders_from_its_parameter_file(capsys, files):
+    d = files["dir"]
+    out, pj, again = d / "mix.wav", d / "mix.json", d / "again.wav"
+    status, stdout, err = run_cli(capsys, "style", files["stems"], "--reference", files["ref2"], "--out", out,
+                                  "--params-out", pj)
+    assert status == 0, err
+    assert "with style_mix (one pass)" in stdout
+    data = json.loads(pj.read_text())
+    assert data["console"] == "full" and data["model"] == "style_mix"
+    status, _, err = run_cli(capsys, "render", files["stems"], "--params", pj, "--out", again)
+    assert status == 0, err
+    a, _ = sf.read(out, always_2d=True)
+    b, _ = sf.read(again, always_2d=True)
+    assert a.shape == b.shape == (SR, 2) and np.abs(a - b).max() <= 2 ** -22
+
+
 @pytest.mark.parametrize("command", ["style-track", "style"])
-def test_without_optimise_is_the_no_model_error(capsys, files, command):
+def test_a_model_of_another_kind_is_refused(capsys, files, command):
     src = files["in"] if command == "style-track" else files["stems"]
     out = files["dir"] / "out.wav"
-    status, _, err = run_cli(capsys, command, src, "--reference", files["ref2"], "--out", out)
-    assert status == 2 and one_error(err).strip() == NO_MODEL
+    other, kind = "dmc_basic_songs", "dmc"
+    want = "style-track model" if command == "style-track" else "multitrack style model"
+    status, _, err = run_cli(capsys, command, src, "--reference", files["ref2"], "--out", out, "--model", other)
+    assert status == 2 and f"--model {other} is a {kind} model, not a {want}" in one_error(err), err
     assert not out.exists()
+
+
+def test_render_of_a_chain_file_refuses_a_mix_parameter_file_and_keeps_inputs(capsys, files):
+    d = files["dir"]
+    pj = d / "mix.json"
+    status, _, err = run_cli(capsys, "style", files["stems"], "--reference", files["ref2"], "--out", d / "m.wav",
+                             "--params-out", pj, "--optimise", "--steps", 2)
+    assert status == 0, err
+    status, _, err = run_cli(capsys, "render", files["in"], "--params", pj, "--out", d / "o.wav")
+    assert status == 2 and "not a track-chain file" in one_error(err), err
+    status, _, err = run_cli(capsys, "render", files["in"], "--params", pj, "--out", files["in"])
+    assert status == 2 and "input" in one_error(err), err
+    assert not (d / "o.wav").exists()
 
 
 @pytest.mark.parametrize("command", ["style-track", "style"])
