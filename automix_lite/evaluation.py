@@ -113,7 +113,8 @@ def engineer_mixer(engineer: str = "punchy") -> Callable:
 
 def every_mixer(task: str, random_draws: int = 5, engineers: Sequence[str] = ("punchy",)) -> dict:
     """Every mixer of the book for a task: the baselines (mono, random with ``random_draws`` seeds, knowledge),
-    the other engineers' stored mixes and every bundled model trained on ``task`` (``automix_lite.pretrained``).
+    the other engineers' stored mixes and every bundled mixing model (DMC, Mix-Wave-U-Net) trained on ``task``
+    (``automix_lite.pretrained``; the style-transfer models need a reference and are not mixers).
     Taught in ``notebooks/15_objective_evaluation.ipynb``."""
     from . import pretrained
 
@@ -122,7 +123,7 @@ def every_mixer(task: str, random_draws: int = 5, engineers: Sequence[str] = ("p
     mixers.update({f"engineer: {e}": engineer_mixer(e) for e in engineers})
     for name in pretrained.available():
         ck = pretrained.load_checkpoint(name)
-        if ck["config"]["task"] == task:
+        if ck["config"]["model"] in ("dmc", "wave_u_net") and ck["config"]["task"] == task:  # not the style models
             mixers[name] = model_mixer(ck["model"])
     return mixers
 

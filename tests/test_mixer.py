@@ -173,3 +173,16 @@ def test_cli_refuses_a_checkpoint_that_is_not_a_mixer(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("automix: error: --model") and "not a mixing model" in proc.stderr
     assert not (tmp_path / "mix.wav").exists()
+
+
+def test_every_mixer_holds_the_tasks_mixing_models_and_not_the_style_models():
+    """The bundled style-transfer models (which need a reference, and whose configs have no task) are not mixers:
+    every_mixer skips them (it failed with KeyError 'task' once they were bundled)."""
+    from automix_lite import pretrained
+
+    assert {"style_track", "style_mix"} <= set(pretrained.available())
+    songs, drums = evaluation.every_mixer("songs", random_draws=1), evaluation.every_mixer("drums", random_draws=1)
+    assert {"dmc_basic_songs", "dmc_full_songs"} <= set(songs) and "wave_u_net_drums" not in songs
+    assert {"dmc_basic_drums", "wave_u_net_drums"} <= set(drums)
+    assert not {"style_track", "style_mix"} & (set(songs) | set(drums))
+    assert all(callable(m) for m in songs.values())
