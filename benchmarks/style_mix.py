@@ -124,9 +124,12 @@ def card(ck: dict, summary: dict, info: dict, args, sha: str, size: int) -> str:
     lines += ["", "## Limitations", "",
               "A style discrimination near 50 % means that the model mixes a song the same way whatever the reference: "
               "it has learned each instrument role's settings (an average engineer), not yet to read the engineer from "
-              "the reference. What would close the gap: batches holding the same target song in two styles with their "
-              "references (so that only the reference can lower the loss), longer training "
-              "(`configs/style_mix_gpu.json`) and a pretrained encoder. The encoder looks at the central "
+              "the reference. Batches that hold the same target song in two styles with their references (`paired: true`, "
+              "so that only the reference can lower the loss) did not change that within a few hundred CPU steps: two "
+              "trial runs (one also feeding the reference's tokens to every track's head) still mixed every punchy "
+              "reference the natural way at steps 225 and 300; they were stopped for time and are not bundled. What "
+              "remains to try: those batches for many more steps (`configs/style_mix_gpu.json`), an auxiliary loss "
+              "that makes the reference encoder tell styles apart, and a pretrained encoder. The encoder looks at the central "
               "`ENCODER_SECONDS` of the stems and the reference; the console renders the whole song with those "
               "settings."]
     lines += ["", "## In one line", "",
