@@ -121,10 +121,8 @@ def every_mixer(task: str, random_draws: int = 5, engineers: Sequence[str] = ("p
     mixers = {"mono": baseline_mixer("mono"), "random": baseline_mixer("random", random_draws),
               "knowledge": baseline_mixer("knowledge")}
     mixers.update({f"engineer: {e}": engineer_mixer(e) for e in engineers})
-    for name in pretrained.available():
-        ck = pretrained.load_checkpoint(name)
-        if ck["config"]["model"] in ("dmc", "wave_u_net") and ck["config"]["task"] == task:  # not the style models
-            mixers[name] = model_mixer(ck["model"])
+    for name in pretrained.available(kind="mixer", task=task):  # not the style models (they need a reference)
+        mixers[name] = model_mixer(pretrained.load(name))
     return mixers
 
 

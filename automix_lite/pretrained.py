@@ -42,27 +42,27 @@ REGISTRY_FORMAT = "automix-lite-registry/1"
 
 _ENTRIES = {
     "dmc_basic_songs": {
-        "file": "dmc_basic_songs.pt", "task": "songs",
+        "file": "dmc_basic_songs.pt", "kind": "mixer", "task": "songs",
         "description": "DMC, basic console (gain and pan per track), trained on the bundled songs",
     },
     "dmc_basic_drums": {
-        "file": "dmc_basic_drums.pt", "task": "drums",
+        "file": "dmc_basic_drums.pt", "kind": "mixer", "task": "drums",
         "description": "DMC, basic console (gain and pan per track), trained on the bundled drum kits",
     },
     "dmc_full_songs": {
-        "file": "dmc_full_songs.pt", "task": "songs",
+        "file": "dmc_full_songs.pt", "kind": "mixer", "task": "songs",
         "description": "DMC, full DSP console (gain, EQ, compressor, pan, reverb), trained on the bundled songs",
     },
     "wave_u_net_drums": {
-        "file": "wave_u_net_drums.pt", "task": "drums",
+        "file": "wave_u_net_drums.pt", "kind": "mixer", "task": "drums",
         "description": "Mix-Wave-U-Net (writes the mix directly, no editable parameters), trained on drum kits",
     },
     "style_track": {
-        "file": "style_track.pt", "task": "track",
+        "file": "style_track.pt", "kind": "style", "task": "track",
         "description": "single-track style transfer (DeepAFx-ST-like): EQ -> compressor settings from an input and a reference",
     },
     "style_mix": {
-        "file": "style_mix.pt", "task": "songs",
+        "file": "style_mix.pt", "kind": "style", "task": "songs",
         "description": "multitrack style transfer (Diff-MST-like): every track's console settings from stems and a reference mix",
     },
 }
@@ -93,7 +93,7 @@ def _merged(folder: Optional[str] = None) -> dict:
 
 
 REGISTRY = _merged()
-"""``{name: {"file", "sha256", "task", "description"}}``; ``sha256`` is the file's, from ``registry.json``
+"""``{name: {"file", "sha256", "kind", "task", "description"}}``; ``sha256`` is the file's, from ``registry.json``
 (``None`` until :func:`write_registry` has recorded it). :func:`load` re-reads the JSON on every call."""
 
 
@@ -119,10 +119,19 @@ def write_registry(folder: Optional[str] = None) -> dict:
     return entries
 
 
-def available(folder: Optional[str] = None) -> list:
-    """Registry names whose checkpoint file is installed in ``folder`` (default :data:`CHECKPOINT_DIR`)."""
+KINDS = ("mixer", "style")
+"""What a bundled model is: a ``"mixer"`` (stems in, a mix out: the DMCs and the Mix-Wave-U-Net, the mixer interface
+of :mod:`automix_lite.mixer`) or a ``"style"`` model (it also needs a reference: ``style_track``, ``style_mix``)."""
+
+
+def available(folder: Optional[str] = None, kind: Optional[str] = None, task: Optional[str] = None) -> list:
+    """Registry names whose checkpoint file is installed in ``folder`` (default :data:`CHECKPOINT_DIR`); ``kind``
+    (one of :data:`KINDS`) and ``task`` (``"songs"``, ``"drums"``, ``"track"``) keep only those entries."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)} (or None for every model); got {kind!r}.")
     folder = _folder(folder)
-    return [name for name, e in _ENTRIES.items() if os.path.isfile(os.path.join(folder, e["file"]))]
+    return [name for name, e in _ENTRIES.items() if os.path.isfile(os.path.join(folder, e["file"]))
+            and kind in (None, e["kind"]) and task in (None, e["task"])]
 
 
 def _is_path(name_or_path: str) -> bool:

@@ -181,6 +181,11 @@ def test_every_mixer_holds_the_tasks_mixing_models_and_not_the_style_models():
     from automix_lite import pretrained
 
     assert {"style_track", "style_mix"} <= set(pretrained.available())
+    assert pretrained.available(kind="style") == ["style_track", "style_mix"]
+    assert pretrained.available(kind="mixer", task="drums") == ["dmc_basic_drums", "wave_u_net_drums"]
+    assert pretrained.available(kind="style", task="songs") == ["style_mix"]
+    with pytest.raises(ValueError, match="kind must be one of mixer, style"):
+        pretrained.available(kind="mixers")
     songs, drums = evaluation.every_mixer("songs", random_draws=1), evaluation.every_mixer("drums", random_draws=1)
     assert {"dmc_basic_songs", "dmc_full_songs"} <= set(songs) and "wave_u_net_drums" not in songs
     assert {"dmc_basic_drums", "wave_u_net_drums"} <= set(drums)
