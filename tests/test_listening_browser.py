@@ -229,7 +229,12 @@ def _session(drv, folder: Path, design: str, downloads: Path, screenshot: Path |
     assert buttons == (["reference"] if design == "mushra" else []) + list("ABCDEFGHIJKL"[:n_stimuli])
     _check_playback_and_switching(drv, buttons[-n_stimuli:], reference=False)
     _check_loop_region(drv)
-    _click(drv, "#next")  # training: no rating needed
+    # training: no rating needed; the next page's playhead is at 0 as soon as the page is there (the click and the
+    # read in one script: no 40 ms tick in between, which once let a check see the training page's position)
+    shown = drv.execute_script('document.getElementById("next").click(); var p = document.getElementById("page");'
+                               'return [p.getAttribute("data-page-index"), p.getAttribute("data-kind"),'
+                               'document.getElementById("playhead").getAttribute("data-time")];')
+    assert shown == ["1", "test", "0.0000"], shown
 
     set_scores, seen = {}, []
     for page_number in range(1, len(PASSAGES) + 1):

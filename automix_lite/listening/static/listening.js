@@ -153,6 +153,7 @@
     $("playhead").removeAttribute("data-switch-from");
     $("playhead").removeAttribute("data-switch-to");
     showLoop();
+    tick();  // the new page shows its playhead at 0 at once, not after the next 40 ms tick
   }
 
   function setLoop() {
