@@ -226,7 +226,8 @@ class Family:
     ``lr_factor``, ``lr_patience``, ``grad_clip``, ``log_every``, ``val_every``, ``max_seconds``, ``seed``,
     ``device`` and ``threads``); ``problems(cfg)``: one message per bad value of a full config; ``build(cfg)``: the
     network; ``part(cfg, model, device, done)``: the loop's part (the methods of :class:`_MixingPart` plus
-    ``describe(model, device, start, end)``; its random generator seeded from ``seed + done``); ``state_keys``: the
+    ``describe(model, device, start, end)``; its random generator seeded from ``seed + done``; subclass
+    :class:`SampledPart` for the schedule and the generator's state); ``state_keys``: the
     keys of ``part.state()``; ``loaded(data, path)`` (optional): checks of a loaded checkpoint's payload."""
 
     def __init__(self, defaults: dict, problems, build, part, state_keys=(), loaded=None):
@@ -1049,7 +1050,28 @@ def _continue_proxy(path: str, model: torch.nn.Module) -> tuple:
                          "from a checkpoint that automix train wrote.") from None
 
 
-class _ProxyPart:
+class SampledPart:
+    """What the parts of the proxy and the sampled families (:data:`SAMPLED_FAMILIES`) share: examples drawn from
+    ``self.generator`` (a ``torch.Generator``, carried through ``last.pt`` as ``data_rng``), no per-step schedule,
+    the plateau schedule stepped by the validation loss at every ``val_every``-th step (``self.cfg``; not at a run's
+    early end, so a stopped and resumed run trains what a straight run does). A family's part subclasses it and adds
+    ``__init__``, ``describe``, ``batch``, ``loss``, ``validate``, ``extra`` and ``loss_name``."""
+
+    def stepped(self, run) -> None:
+        pass
+
+    def validated(self, run, step: int, value: float) -> None:
+        if step % self.cfg["val_every"] == 0:
+            run.sched.step(value)
+
+    def state(self) -> dict:
+        return {"data_rng": self.generator.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        self.generator.set_state(state["data_rng"])
+
+
+class _ProxyPart(SampledPart):
     """The channel-chain proxy's pieces of the loop's steps (``"model": "proxy"``), built by :func:`_setup` after the
     model, with the methods of :class:`_MixingPart`.
 
@@ -1106,23 +1128,10 @@ class _ProxyPart:
             loss = loss + self.cfg["stft_weight"] * self.mrstft(pred, target)
         return loss
 
-    def stepped(self, run) -> None:
-        pass
-
     def validate(self, run) -> float:
         from .models import proxy
 
         return float((proxy.predict(run.model, self.val["x"], self.val["params"]) - self.val_y).abs().mean())
-
-    def validated(self, run, step: int, value: float) -> None:
-        if step % self.cfg["val_every"] == 0:
-            run.sched.step(value)
-
-    def state(self) -> dict:
-        return {"data_rng": self.generator.get_state()}
-
-    def set_state(self, state: dict) -> None:
-        self.generator.set_state(state["data_rng"])
 
 
 def _n_trainable(model: torch.nn.Module) -> int:

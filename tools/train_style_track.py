@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from benchmarks.harness import cpu_model  # noqa: E402  (the machine's CPU, as every benchmark names it)
 
 BUNDLED = ("configs/style_track.json", "runs/style_track")
 ROUTES = {"autodiff": "configs/style_track_routes_autodiff.json", "proxy": "configs/style_track_proxy.json",
@@ -37,17 +38,6 @@ def train_run(config: str, out: str) -> None:
     from automix_lite import train
 
     train.train(_path(config), out=_path(out), progress=False, overwrite=True)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def package() -> None:
@@ -146,7 +136,7 @@ better than the matching EQ): **{met}**.
 ```
 
 - {history['steps_done']} steps of batch {cfg['batch_size']} in {history['wall_seconds']:.0f} s
-  ({history['steps_done'] / history['wall_seconds']:.2f} steps/s overall) on {cpu_name()}, {history['threads']}
+  ({history['steps_done'] / history['wall_seconds']:.2f} steps/s overall) on {cpu_model()}, {history['threads']}
   thread(s), torch {torch.__version__}, shared with other jobs. Best validation MR-STFT {val[best_step]:.4f} at step
   {best_step} (first validation {history['val_loss'][0]:.4f} at step {history['val_step'][0]}); the bundled weights
   are those of that step, the history is the whole run's.

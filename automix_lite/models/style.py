@@ -374,7 +374,7 @@ def _problems(cfg: dict) -> list:
     return problems
 
 
-class _StylePart:
+class _StylePart(train.SampledPart):
     """The style model's pieces of the training loop (the methods of ``train._ProxyPart``): fresh
     :func:`style_batch` examples of TRAIN stems every step from one generator (seed ``seed + done``; carried
     through ``last.pt``), the MR-STFT loss of the output rendered by ``route``, the same loss on fixed VAL examples
@@ -420,9 +420,6 @@ class _StylePart:
             loss = loss + self.cfg["param_weight"] * (c[keep] - style[keep]).abs().mean()
         return loss
 
-    def stepped(self, run) -> None:
-        pass
-
     def validate(self, run) -> float:
         model = run.model
         model.eval()
@@ -435,16 +432,11 @@ class _StylePart:
                 total += float(self.loss_fn(y, self.val["target"][sl].to(self.device))) * x.shape[0]
         return total / self.cfg["val_examples"]
 
-    def validated(self, run, step: int, value: float) -> None:
-        if step % self.cfg["val_every"] == 0:
-            run.sched.step(value)
-
     def state(self) -> dict:
-        return {"data_rng": self.generator.get_state(),
-                "spsa_rng": None if self.spsa is None else self.spsa.rng.bit_generator.state}
+        return {**super().state(), "spsa_rng": None if self.spsa is None else self.spsa.rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
-        self.generator.set_state(state["data_rng"])
+        super().set_state(state)
         if self.spsa is not None and state.get("spsa_rng") is not None:
             self.spsa.rng.bit_generator.state = state["spsa_rng"]
 

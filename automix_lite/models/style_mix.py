@@ -565,7 +565,7 @@ def _problems(cfg: dict) -> list:
     return problems
 
 
-class _StyleMixPart:
+class _StyleMixPart(_train.SampledPart):
     """The loop's part for ``style_mix`` (see :class:`automix_lite.train.Family`): fresh TRAIN examples every step
     from one generator seeded ``seed + steps done``; validation on ``val_examples`` fixed VAL examples."""
 
@@ -614,22 +614,9 @@ class _StyleMixPart:
         a, p = self._loss(net, batch)
         return a + self.cfg["param_weight"] * p
 
-    def stepped(self, run) -> None:
-        pass
-
     def validate(self, run) -> float:
         with torch.no_grad():
             return float(np.mean([self._loss(run.model, b)[0].item() for b in self.val]))
-
-    def validated(self, run, step: int, value: float) -> None:
-        if step % self.cfg["val_every"] == 0:
-            run.sched.step(value)
-
-    def state(self) -> dict:
-        return {"data_rng": self.generator.get_state()}
-
-    def set_state(self, state: dict) -> None:
-        self.generator.set_state(state["data_rng"])
 
 
 def _loaded(data: dict, path: str) -> None:
