@@ -190,6 +190,20 @@ def _peak_notice(gain_db: float, what: str = "mix") -> None:
         print(f"the {what} peaked above {CEILING_DB:g} dBFS; scaled it by {gain_db:+.2f} dB so that it does not clip.")
 
 
+def _recording(path: str):
+    """The one recording IN of ``automix style-track`` / ``automix render IN.wav``: ``(x (1, C, T), rate)``, mono or
+    stereo, or one line saying what is wrong."""
+    from . import audio
+
+    try:
+        x, sr = audio.load(path)
+    except ValueError as err:
+        raise ValueError(f"IN: {err}") from None
+    if x.shape[1] > 2:
+        raise ValueError(f"IN {path} has {x.shape[1]} channels; give a mono or stereo recording.")
+    return x, sr
+
+
 def _render_chain(args) -> int:
     """``automix render IN.wav --params CHAIN.json --out OUT.wav``: one recording through the track chain of a
     track-chain file (``automix style-track --params-out``), at the recording's own rate."""
@@ -205,12 +219,7 @@ def _render_chain(args) -> int:
     if missing:
         raise ValueError(f"{args.params} lacks the chain settings {missing}; write it with `automix style-track "
                          "... --params-out`.")
-    try:
-        x, sr = audio.load(args.stems)
-    except ValueError as err:
-        raise ValueError(f"IN: {err}") from None
-    if x.shape[1] > 2:
-        raise ValueError(f"IN {args.stems} has {x.shape[1]} channels; give a mono or stereo recording.")
+    x, sr = _recording(args.stems)
     y, gain_db = inference.limit_peak(process_track(x[0], sr, chain["params"]))
     _peak_notice(gain_db, "output")
     audio.save(args.out, y, sr, overwrite=args.overwrite, subtype=subtype)
@@ -315,12 +324,7 @@ def _style_track(args) -> int:
                                                    ("the --model checkpoint", model_file)])
     model = None if args.optimise else _style_model(args, "style_track")
     _, subtype = audio.output_format(args.out, None)
-    try:
-        x, sr = audio.load(args.input)
-    except ValueError as err:
-        raise ValueError(f"IN: {err}") from None
-    if x.shape[1] > 2:
-        raise ValueError(f"IN {args.input} has {x.shape[1]} channels; give a mono or stereo recording.")
+    x, sr = _recording(args.input)
     _style_signal(x, sr, "IN", args.input)
     ref = _style_reference(args.reference, sr, stereo=False)
     print(f"matching {args.input} ({x.shape[-1] / sr:.1f} s at {sr} Hz) to the style of {args.reference}")
