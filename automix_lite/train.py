@@ -72,6 +72,7 @@ DEFAULT_CONFIG = {
     "model_args": {},  # keyword arguments of DMC(...) or MixWaveUNet(...)
     "task": "songs",  # "songs" or "drums"
     "engineer": "natural",
+    "stems": "dry",  # the mixer's input: "dry" stems, "wet" (after the engineer's strips) or "fxnorm" (wet, FX-normalised)
     "segment_seconds": 4.0,
     "max_tracks": 8,
     "gain_augment_db": 6.0,
@@ -96,14 +97,16 @@ DEFAULT_CONFIG = {
 }
 
 
-SAMPLED_FAMILIES = {"style_track": "automix_lite.models.style", "style_mix": "automix_lite.models.style_mix"}
+SAMPLED_FAMILIES = {"style_track": "automix_lite.models.style", "style_mix": "automix_lite.models.style_mix",
+                    "fx_encoder": "automix_lite.models.fx_encoder"}
 """Model families trained, like the proxy, on examples drawn afresh every step in one process (Adam, the plateau
 schedule ``lr_factor`` / ``lr_patience`` stepped by the validation loss every ``val_every`` steps, ``max_seconds``):
 ``model name -> module``. The module's ``FAMILIES[name]`` is a :class:`Family`; the loop, checkpoints, resuming
 and ``automix train`` are the same as the proxy's."""
 
 
-_CHOICES = {"model": ("dmc", "wave_u_net", "proxy", *SAMPLED_FAMILIES), "task": ("songs", "drums"), "optimizer": ("adam", "adamw"),
+_CHOICES = {"model": ("dmc", "wave_u_net", "proxy", *SAMPLED_FAMILIES), "task": ("songs", "drums"),
+            "stems": ("dry", "wet", "fxnorm"), "optimizer": ("adam", "adamw"),
             "schedule": ("cosine", "constant")}
 _WHOLE = {"max_tracks": 1, "batch_size": 1, "steps": 1, "warmup_steps": 0, "encoder_pretrain_steps": 0,
           "val_every": 1, "val_items": 1, "log_every": 1, "seed": 0}  # key: smallest value
@@ -508,6 +511,8 @@ def _datasets(cfg: dict):
 
     common = dict(task=cfg["task"], engineer=cfg["engineer"], segment_seconds=cfg["segment_seconds"],
                   max_tracks=cfg["max_tracks"])
+    if cfg["stems"] != "dry":  # chapter 5.3: the same targets, the engineer's wet (or FX-normalised wet) stems as input
+        common["stems"] = cfg["stems"]
     train_ds = BundledDataset(split="train", seed=cfg["seed"], length=10 ** 9,
                               gain_augment_db=cfg["gain_augment_db"], **common)
     val_ds = BundledDataset(split="val", seed=cfg["seed"] + 1, length=cfg["val_items"], **common)
