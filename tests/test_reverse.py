@@ -1,0 +1,111 @@
+"""Reverse engineering a mix (automix_lite.reverse, chapter 5.4): the fit recovers a known console on a synthetic
+mix, pruning never leaves the loss above its tolerance and removes the processors the mix did not use, and bad
+input gets one-line errors."""
+
+import pytest
+import torch
+
+from automix_lite import dsp, reverse
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def case():
+    """Three decorrelated tracks (a bass-like tone, a bright noise, a percussive burst train), 0.75 s, mixed by a
+    known console in which some processors are neutral."""
+    torch.manual_seed(0)
+    t = torch.arange(int(0.75 * SR)) / SR
+    g = torch.Generator().manual_seed(1)
+    bass = 0.5 * torch.sin(2 * torch.pi * 110 * t) * (1 + 0.3 * torch.sin(2 * torch.pi * 3 * t))
+    noise = 0.2 * torch.randn(len(t), generator=g)
+    bright = noise - torch.nn.functional.pad(noise, (1, 0))[:-1] * 0.9
+    bursts = 0.6 * torch.randn(len(t), generator=g) * torch.exp(-((t * 8) % 1) * 12)
+    x = torch.stack([bass, bright, bursts])
+    p = dsp.default_params(1, 3)
+    p["gain_db"] = torch.tensor([[-4.0, 3.0, -1.0]])
+    p["pan"] = torch.tensor([[0.5, 0.25, 0.7]])
+    p["high_shelf_gain_db"] = torch.tensor([[0.0, -4.0, 0.0]])
+    p["ratio"] = torch.tensor([[1.0, 1.0, 4.0]])
+    p["threshold_db"] = torch.tensor([[0.0, 0.0, -20.0]])
+    p["reverb_send_db"] = torch.tensor([[-80.0, -12.0, -80.0]])
+    with torch.no_grad():
+        y = dsp.mix(x.unsqueeze(0), SR, p)[0]
+    torch.set_num_threads(1)
+    fitted = reverse.fit(x, y, SR, steps=80)
+    return x, y, p, fitted
+
+
+def test_initialisation_finds_the_pans_and_gains_of_a_linear_mix():
+    """A gain-and-pan mix of noises with different spectra (low, middle, high): the least-squares start is
+    already close. (Noises of one spectrum could not be told apart by their band powers.)"""
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(3, SR, generator=g)
+    low = torch.cumsum(w[0], 0) * 0.01
+    low = low - low.mean()
+    mid = dsp.sosfilt(dsp.biquad_sos("bandpass", 0.0, 1000.0, 2.0, SR).view(1, 1, 6), w[1].view(1, 1, -1))[0, 0]
+    high = w[2] - torch.nn.functional.pad(w[2], (1, 0))[:-1]
+    x = torch.stack([low, 0.3 * mid, 0.05 * high])
+    p = dsp.default_params(1, 3)
+    p["gain_db"], p["pan"] = torch.tensor([[2.0, -6.0, 5.0]]), torch.tensor([[0.2, 0.5, 0.9]])
+    y = dsp.mix(x.unsqueeze(0), SR, p)[0]
+    start = reverse.initial_params(x, y, SR)
+    assert (start["pan"] - p["pan"]).abs().max() < 0.05
+    assert (start["gain_db"] - p["gain_db"]).abs().max() < 1.0
+
+
+def test_fit_recovers_the_known_console(case):
+    x, y, p, fitted = case
+    assert fitted["loss"] < 0.25 * fitted["start_loss"]
+    err = reverse.processor_error(fitted["params"], p)
+    assert err["gain_db"] < 1.0 and err["pan"] < 0.03
+    assert err["eq_db"] < 1.5
+    rendered = dsp.mix(x.unsqueeze(0), SR, dict(fitted["params"]))[0]
+    assert float((rendered - y).pow(2).mean() / y.pow(2).mean()) < 0.05  # the refitted mix is close sample by sample
+
+
+def test_pruning_keeps_the_loss_within_tolerance_and_removes_unused_processors(case):
+    x, y, p, fitted = case
+    tol = 0.2
+    pruned = reverse.prune(x, y, SR, fitted, tolerance=tol, finetune_steps=4)
+    assert pruned["loss"] <= fitted["loss"] * (1 + tol) + 1e-6
+    assert all(s["loss"] <= pruned["limit"] for s in pruned["steps"] if s["removed"])
+    removed = pruned["removed"]
+    assert int(removed.sum()) >= 4
+    used = reverse.active_processors(p)
+    # the processors the mix really needs the most (bright's pan, the bursts' compressor and pan) stay
+    for i, proc in ((1, "pan"), (2, "pan"), (2, "compressor"), (1, "reverb")):
+        assert not removed[i, reverse.PROCESSORS.index(proc)], (i, proc)
+    assert not (removed & used).any(), "pruning removed a processor the known console used"
+    # a removed processor is exactly neutral in the returned console
+    for i, j in removed.nonzero().tolist():
+        assert not reverse.active_processors(pruned["params"])[i, j]
+
+
+def test_pruning_with_zero_tolerance_never_raises_the_loss(case):
+    x, y, _, fitted = case
+    pruned = reverse.prune(x, y, SR, fitted["params"], tolerance=0.0, finetune_steps=0)
+    assert pruned["loss"] <= fitted["loss"] + 1e-6
+
+
+@pytest.mark.parametrize("stems, mix, match", [
+    (torch.zeros(2, 100), torch.zeros(2, 100), "silent"),
+    (torch.zeros(2, 100), torch.zeros(2, 90), "samples"),
+    (torch.zeros(2, 100), torch.zeros(1, 100), "stereo"),
+    (torch.zeros(100), torch.ones(2, 100), "tracks, samples"),
+])
+def test_bad_input_is_refused(stems, mix, match):
+    with pytest.raises(ValueError, match=match):
+        reverse.fit(stems, mix, SR, steps=1)
+
+
+def test_bad_budgets_are_refused(case):
+    x, y, _, fitted = case
+    with pytest.raises(ValueError, match="steps"):
+        reverse.fit(x, y, SR, steps=-1)
+    with pytest.raises(ValueError, match="tolerance"):
+        reverse.prune(x, y, SR, fitted, tolerance=-0.1)
+    nan = y.clone()
+    nan[0, 5] = float("nan")
+    with pytest.raises(ValueError):
+        reverse.fit(x, nan, SR, steps=1)
