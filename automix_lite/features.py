@@ -662,8 +662,12 @@ def embed_mixes(mixes: Iterable, sample_rate, embedding: str = "logmel", n_mels:
     - ``"dmc"``: the bundled DMC's track encoder (``automix_lite.pretrained.load("dmc_basic_songs").encoder``,
       a log-mel CNN trained to estimate mixing parameters, plus the track's RMS level) applied to the mid and
       the side (resampled to 44.1 kHz if needed); ``D = 2 x 129``.
+    - ``"fx_encoder"``: the bundled contrastive effects encoder (``automix_lite.pretrained.load("fx_encoder")``,
+      :mod:`automix_lite.models.fx_encoder`, trained contrastively to tell effect chains apart across content; it
+      mostly hears pan and reverb, see its model card) of the stereo mix (resampled to 44.1 kHz if needed);
+      ``D = 64`` unit vectors.
 
-    Neither is VGGish (Steinmetz 2020, Tables 12-13, used VGGish models pretrained on music tagging, which
+    None is VGGish (Steinmetz 2020, Tables 12-13, used VGGish models pretrained on music tagging, which
     cannot be downloaded here): the distances are not comparable with the thesis' numbers, only with each
     other under the same embedding. The Fréchet distance fits a Gaussian per set: a full covariance needs
     ``N > D`` mixes to be non-singular and about ``10 D`` for a stable estimate (``logmel``: 1,280 mixes at
@@ -671,8 +675,8 @@ def embed_mixes(mixes: Iterable, sample_rate, embedding: str = "logmel", n_mels:
     ``shrinkage``, or fewer ``n_mels``. ``sample_rate``: Hz, one for all mixes.
     """
     sr = _rate(sample_rate)
-    if embedding not in ("logmel", "dmc"):
-        raise ValueError(f"embedding must be 'logmel' or 'dmc'; got {embedding!r}.")
+    if embedding not in ("logmel", "dmc", "fx_encoder"):
+        raise ValueError(f"embedding must be 'logmel', 'dmc' or 'fx_encoder'; got {embedding!r}.")
     if isinstance(n_mels, bool) or not isinstance(n_mels, int) or n_mels < 1:
         raise ValueError(f"n_mels must be a positive whole number; got {n_mels!r}.")
     mixes = [check_mix(m, f"mix {k}") for k, m in enumerate(mixes)]
@@ -684,8 +688,13 @@ def embed_mixes(mixes: Iterable, sample_rate, embedding: str = "logmel", n_mels:
 
     from . import audio, pretrained
 
-    encoder = pretrained.load("dmc_basic_songs").encoder.eval()
     model_sr = 44100
+    if embedding == "fx_encoder":
+        fx = pretrained.load("fx_encoder")
+        resampled = (torch.from_numpy(np.ascontiguousarray(x)).float()[None] for x in mixes)
+        return np.stack([fx.embed(t if sr == model_sr else audio.resample(t, int(sr), model_sr))[0].double().numpy()
+                         for t in resampled])
+    encoder = pretrained.load("dmc_basic_songs").encoder.eval()
     rows = []
     with torch.no_grad():
         for x in mixes:

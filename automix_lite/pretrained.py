@@ -11,6 +11,9 @@ name                   model                                                    
 ``wave_u_net_drums``   Mix-Wave-U-Net (direct transformation, no parameters)       drums
 =====================  ==========================================================  =======
 
+and the style-transfer models ``style_track`` and ``style_mix`` (kind ``"style"``) and the contrastive effects
+encoder ``fx_encoder`` (kind ``"encoder"``, task ``"stems"``).
+
 Every file is checked twice before use: its sha256 must equal the one recorded in
 ``checkpoints/registry.json`` (written by :func:`write_registry` whenever the files change), and the
 payload checksum inside the file is verified by :func:`automix_lite.train.load_checkpoint`.
@@ -64,6 +67,10 @@ _ENTRIES = {
     "style_mix": {
         "file": "style_mix.pt", "kind": "style", "task": "songs",
         "description": "multitrack style transfer (Diff-MST-like): every track's console settings from stems and a reference mix",
+    },
+    "fx_encoder": {
+        "file": "fx_encoder.pt", "kind": "encoder", "task": "stems",
+        "description": "contrastive effects encoder (FXencoder-like): audio -> unit vector of its processing (EQ, compression, pan, reverb)",
     },
 }
 
@@ -119,14 +126,15 @@ def write_registry(folder: Optional[str] = None) -> dict:
     return entries
 
 
-KINDS = ("mixer", "style")
+KINDS = ("mixer", "style", "encoder")
 """What a bundled model is: a ``"mixer"`` (stems in, a mix out: the DMCs and the Mix-Wave-U-Net, the mixer interface
-of :mod:`automix_lite.mixer`) or a ``"style"`` model (it also needs a reference: ``style_track``, ``style_mix``)."""
+of :mod:`automix_lite.mixer`), a ``"style"`` model (it also needs a reference: ``style_track``, ``style_mix``) or an
+``"encoder"`` (audio in, an embedding out: ``fx_encoder``, :meth:`automix_lite.models.fx_encoder.FxEncoder.embed`)."""
 
 
 def available(folder: Optional[str] = None, kind: Optional[str] = None, task: Optional[str] = None) -> list:
     """Registry names whose checkpoint file is installed in ``folder`` (default :data:`CHECKPOINT_DIR`); ``kind``
-    (one of :data:`KINDS`) and ``task`` (``"songs"``, ``"drums"``, ``"track"``) keep only those entries."""
+    (one of :data:`KINDS`) and ``task`` (``"songs"``, ``"drums"``, ``"track"``, ``"stems"``) keep only those entries."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)} (or None for every model); got {kind!r}.")
     folder = _folder(folder)

@@ -274,7 +274,7 @@ def test_registry_load_and_checksum_mismatch(tmp_path, checkpoint):
         pretrained.load("dmc_basic_songs", folder=folder)
     assert isinstance(pretrained.load(checkpoint), DMC)  # a path: only the payload checksum applies
     assert set(pretrained.REGISTRY) == {"dmc_basic_songs", "dmc_basic_drums", "dmc_full_songs", "wave_u_net_drums",
-                                        "style_track", "style_mix"}
+                                        "style_track", "style_mix", "fx_encoder"}
 
 
 # ------------------------------------------------------------------ the command line
