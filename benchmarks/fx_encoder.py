@@ -214,7 +214,7 @@ def markdown(r: dict) -> str:
                   "natural engineer's mixes (diagonal covariances) on the offline log-mel embedding and on the "
                   "fx_encoder embedding; rank 1 = closest; the mean stereo loss for reference. One distance per mixer over a "
                   "handful of songs, no interval: read rank changes as indications. The fx_encoder was trained on single "
-                  "stems set to -20 dBFS, so it is blind to the levels of a mix's sources by construction.", ""]
+                  "stems set to -20 dBFS, so nothing taught it the balance of levels between a mix's sources.", ""]
         for task, f in r["frechet"].items():
             d, rk = f["distances"], f["ranks"]
             lines += [f"### {task} ({f['songs']} songs)", "",
