@@ -544,10 +544,11 @@ class _Net(torch.nn.Module):
                 y = self.model(tracks, mask)
         if not self.dmc:
             return y.float(), None
-        params = {k: v.float() for k, v in params.items()}
+        controls = params.controls  # the network's [0, 1] outputs, which the parameter loss compares (a plain dict
+        params = {k: v.float() for k, v in params.items()}  # of the values has none)
         y = self.model.render(tracks, params, mask)
         names = self.model.track_names
-        pred = params.controls[0][..., [names.index("gain_db"), names.index("pan")]] if self.param_loss else None
+        pred = controls[0].float()[..., [names.index("gain_db"), names.index("pan")]] if self.param_loss else None
         return y.float(), pred
 
 

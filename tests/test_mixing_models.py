@@ -218,6 +218,15 @@ def test_train_checkpoint_resume_and_checksum(tmp_path):
         train.train(TINY, out=str(a), resume=True, progress=False, log=lambda *_: None)
 
 
+def test_train_with_the_parameter_loss_of_the_bundled_songs_model(tmp_path):
+    """The parameter loss (``param_weight`` > 0, as in configs/dmc_basic_songs_param.json, the bundled model's
+    config) trains: it once read the controls from the plain dict of values, which has none (AttributeError)."""
+    cfg = dict(TINY, steps=2, val_every=2, param_weight=5.0)
+    _, hist = train.train(cfg, out=str(tmp_path / "p"), progress=False, log=lambda *_: None)
+    no_param = train.train(dict(cfg, param_weight=0.0), out=str(tmp_path / "q"), progress=False, log=lambda *_: None)[1]
+    assert hist["steps_done"] == 2 and hist["loss"][0] > no_param["loss"][0]  # the parameter term adds to the loss
+
+
 def test_summary_confidence_interval_and_table():
     stats = pytest.importorskip("scipy.stats")
     rows = [{"mixer": "m", "task": "songs", "song": str(i), "stereo": v, "gain_db": 1.0, "pan": 0.1}
