@@ -11,6 +11,8 @@ Taught in ``notebooks/11_datasets.ipynb``; the set itself is described in ``data
   engineer chose (real units); :func:`reproduce_mix` renders the target mix from the two with
   :func:`automix_lite.dsp.mix`, cached on disk outside the repository (``$AUTOMIX_CACHE``, default
   ``~/.cache/automix-lite``).
+- :func:`wet_stems_of` renders a song's wet stems (each track after its channel strip with its share of the
+  reverb bus, :func:`automix_lite.dsp.wet_stems`), optionally FX-normalised (:mod:`automix_lite.fxnorm`), cached.
 - :class:`BundledDataset` yields segments for training and evaluation; :func:`collate` batches them.
 """
 
@@ -28,11 +30,11 @@ from torch.utils.data import Dataset
 from .._checks import read_json
 from ..audio import resample
 from .. import parameters as param_files
-from ..dsp.console import SPEC_BY_NAME, default_params, mix, pack_params, params_to_normalized
+from ..dsp.console import SPEC_BY_NAME, default_params, mix, pack_params, params_to_normalized, wet_stems
 from .engineer import engineer_mix
 
 __all__ = ["data_dir", "manifest", "songs", "song", "verify", "load_song", "mix_params", "reproduce_mix",
-           "BundledDataset", "collate", "cache_dir", "SAMPLE_RATE", "TASKS", "SPLITS"]
+           "wet_stems_of", "BundledDataset", "collate", "cache_dir", "SAMPLE_RATE", "TASKS", "SPLITS"]
 
 SAMPLE_RATE = 44100
 TASKS = ("songs", "drums")
@@ -230,7 +232,58 @@ def reproduce_mix(song_id: str, engineer: str, sample_rate: int = SAMPLE_RATE, c
     return out
 
 
+def _cached(path: str, shape: tuple, render):
+    """The array at ``path`` if it is a usable cache of ``shape`` (float32, finite, not all zeros), else ``render()``
+    saved there (atomically)."""
+    out = None
+    if os.path.isfile(path):
+        try:
+            out = torch.from_numpy(np.load(path))
+        except (OSError, ValueError):
+            out = None
+        if out is not None and (tuple(out.shape) != shape or out.dtype != torch.float32
+                                or not bool(torch.isfinite(out).all()) or not bool(out.abs().max() > 0)):
+            out = None
+    if out is None:
+        out = render()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp.npy"
+        np.save(tmp, out.numpy())
+        os.replace(tmp, path)
+    return out
+
+
+def wet_stems_of(song_id: str, engineer: str, fxnorm: bool = False, root=None) -> torch.Tensor:
+    """The engineer's wet stems of ``song_id``, ``(N, 2, T)`` at 44.1 kHz: ``automix_lite.dsp.wet_stems`` of the dry
+    stems with the stored parameters (so they sum to :func:`reproduce_mix`). ``fxnorm=True``: each stem FX-normalised
+    towards its role's averages over the train split's wet stems (:func:`automix_lite.fxnorm.normalize`, centred).
+    Both are cached as ``.npy`` under :func:`cache_dir` (keyed like :func:`reproduce_mix`)."""
+    root = data_dir(root)
+    entry = song(song_id, root)
+    rel = _mix_file(entry, engineer)
+    sums = manifest(root).get("checksums", {})
+    key = hashlib.sha256("|".join([CACHE_VERSION, "wet", song_id, engineer, sums.get(rel, "")]
+                                  + [sums.get(t["file"], "") for t in entry["tracks"]]).encode()).hexdigest()[:16]
+    shape = (len(entry["tracks"]), 2, entry["samples"])
+
+    def render_wet():
+        with torch.no_grad():
+            return wet_stems(_stems(root, song_id).unsqueeze(0), SAMPLE_RATE, mix_params(song_id, engineer, root))[0].contiguous()
+
+    wet = _cached(os.path.join(cache_dir(), "wet", f"{song_id}.{engineer}.{key}.npy"), shape, render_wet)
+    if not fxnorm:
+        return wet
+    from .. import fxnorm as fx
+
+    def render_norm():
+        avg = fx.role_averages(entry["task"], "train", engineer)
+        return torch.stack([fx.normalize(s, SAMPLE_RATE, t["role"], avg) for s, t in zip(wet, entry["tracks"])]).contiguous()
+
+    return _cached(os.path.join(cache_dir(), "fxnorm", f"{song_id}.{engineer}.{key}.v{fx.VERSION}.npy"), shape, render_norm)
+
+
 _TARGETS = ("stored", "render", "fresh")
+_STEMS = ("dry", "wet", "fxnorm")
 
 
 class BundledDataset(Dataset):
@@ -268,12 +321,18 @@ class BundledDataset(Dataset):
     e.g. toms outside their fills, a lead between phrases) gets ``mask = False`` and zero audio: a model
     cannot set parameters for what it cannot hear. In ``"stored"`` targets its inaudible signal and any
     reverb tail from earlier stay in the mix; ``"render"``/``"fresh"`` targets leave it out.
+
+    **Wet stems** (chapter 5.3). ``stems="dry"`` (default) gives the dry stems; ``"wet"`` the engineer's wet stems
+    (:func:`wet_stems_of`, each track after its strip with its share of the reverb) and ``"fxnorm"`` the same after
+    FX normalization, both as the mono mid ``(L + R) / 2`` the DMC takes. The target stays the engineer's stored
+    mix (so only ``target="stored"``), and ``params`` / ``bus`` stay the engineer's parameters *for the dry stems*
+    (the ground truth of the dry-stem problem, not what a mixer of wet stems should set).
     """
 
     def __init__(self, task: str = "songs", split: Optional[str] = "train", engineer: str = "natural",
                  segment_seconds: Optional[float] = 4.0, sample_rate: int = SAMPLE_RATE, max_tracks: int = 8,
                  seed: int = 0, length: Optional[int] = None, target: str = "stored",
-                 gain_augment_db: float = 0.0, silence_db: float = -60.0, root=None):
+                 gain_augment_db: float = 0.0, silence_db: float = -60.0, root=None, stems: str = "dry"):
         self.root = data_dir(root)
         self.entries = songs(task, split, self.root)
         if not self.entries:
@@ -283,6 +342,10 @@ class BundledDataset(Dataset):
             raise ValueError(f"unknown engineer {engineer!r}; the bundled mixes are by {', '.join(engineers)}.")
         if target not in _TARGETS:
             raise ValueError(f"target must be one of {_TARGETS}; got {target!r}.")
+        if stems not in _STEMS:
+            raise ValueError(f"stems must be one of {_STEMS}; got {stems!r}.")
+        if stems != "dry" and target != "stored":
+            raise ValueError(f"stems={stems!r} needs target='stored' (the engineer's mix); got target={target!r}.")
         if segment_seconds is not None and (isinstance(segment_seconds, bool) or not isinstance(segment_seconds, (int, float))
                                             or not 0 < segment_seconds <= min(e["seconds"] for e in self.entries)):
             raise ValueError(f"segment_seconds must be None (whole songs) or a number of seconds in (0, "
@@ -294,7 +357,7 @@ class BundledDataset(Dataset):
             raise ValueError(f"max_tracks must be a whole number >= {most}, the most tracks of a song here; got {max_tracks!r}.")
         if not 0 <= gain_augment_db <= 12:
             raise ValueError(f"gain_augment_db must be in [0, 12] dB; got {gain_augment_db!r}.")
-        self.task, self.split, self.engineer, self.target = task, split, engineer, target
+        self.task, self.split, self.engineer, self.target, self.stems = task, split, engineer, target, stems
         self.segment_seconds, self.sample_rate, self.max_tracks = segment_seconds, sample_rate, max_tracks
         self.seed, self.gain_augment_db, self.silence_db = int(seed), float(gain_augment_db), float(silence_db)
         self.length = len(self.entries) if length is None else int(length)
@@ -316,7 +379,10 @@ class BundledDataset(Dataset):
         n, total = stems.shape
         length = total if self.segment_seconds is None else round(self.segment_seconds * SAMPLE_RATE)
         start = int(rng.integers(0, total - length + 1))
-        x = stems[:, start:start + length].clone()
+        if self.stems == "dry":
+            x = stems[:, start:start + length].clone()
+        else:
+            x = wet_stems_of(entry["id"], self.engineer, self.stems == "fxnorm", self.root)[..., start:start + length].mean(1)
         params = mix_params(entry["id"], self.engineer, self.root)
         roles = [t["role"] for t in entry["tracks"]]
         if self.gain_augment_db > 0:

@@ -70,4 +70,5 @@ from .console import (  # noqa: F401
     random_params,
     strip_eq_sos,
     unpack_params,
+    wet_stems,
 )

@@ -416,6 +416,29 @@ def mix(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optional[torch
     return master * db_to_gain(p["master_gain_db"]).view(b, 1, 1)
 
 
+def wet_stems(tracks: torch.Tensor, sample_rate, params: Mapping, mask: Optional[torch.Tensor] = None,
+              pan_law: str = DEFAULT_PAN_LAW, reverb: bool = True, reverb_seed: int = REVERB_SEED) -> torch.Tensor:
+    """Each track as it reaches the master: ``(B, N, 2, T)`` stereo "wet stems" (chapter 5.3).
+
+    Track ``k``'s stem is its channel strip's output plus its own share of the reverb bus (the bus is
+    linear, so its return is the sum over tracks of each send convolved with the bus IR times the return),
+    times the master gain; masked tracks are zero. ``wet_stems(...).sum(1)`` equals :func:`mix` with the
+    same arguments (to float rounding). Arguments as for :func:`mix`.
+    """
+    tracks, sr, w, p = _mix_inputs(tracks, sample_rate, params, mask, pan_law)
+    b, n, t = tracks.shape
+    flat = {k: p[k].reshape(b * n, *p[k].shape[2:]) for k in STRIP_NAMES}
+    out, send = (v.view(b, n, 2, t) for v in _strip(tracks.reshape(b * n, 1, t), sr, flat, pan_law))
+    if reverb:
+        ir = _bus_ir(sr, p["reverb_t60_s"], reverb_seed, tracks)  # (1 or B, 2, L)
+        ir = ir if ir.shape[0] == 1 else ir.repeat_interleave(n, 0)
+        wet = fft_convolve(send.reshape(b * n, 2, t), ir).view(b, n, 2, t)
+        out = out + db_to_gain(p["reverb_return_db"]).view(b, 1, 1, 1) * wet
+    if w is not None:
+        out = out * w
+    return out * db_to_gain(p["master_gain_db"]).view(b, 1, 1, 1)
+
+
 # --------------------------------------------------------------------------------------------
 # Long songs: the console block by block
 # --------------------------------------------------------------------------------------------
