@@ -408,6 +408,61 @@ def _style(args) -> int:
     return 0
 
 
+def _reverse(args) -> int:
+    """``automix reverse STEMS_DIR --mix MIX.wav --out PARAMS.json``: fit the full console to the stems and their
+    mix (:func:`automix_lite.reverse.fit`), optionally prune it (``--prune``), and write a parameter file that
+    ``automix render`` renders (chapter 5.4)."""
+    import soundfile
+
+    from . import audio, inference, reverse
+    from . import parameters as param_files
+    from ._checks import atomic_outputs
+
+    stems = _check_outputs(args.stems, [("--out", args.out)], args.overwrite, [("the --mix file", args.mix)])
+    try:
+        sr = int(soundfile.info(stems[0]).samplerate)
+    except (RuntimeError, OSError, ValueError):  # read_stems says what is wrong with the file
+        sr = 44100
+    tracks, names = inference.read_stems(args.stems, sample_rate=sr, pad=args.pad)
+    try:
+        mix, mix_sr = audio.load(args.mix)
+    except ValueError as err:
+        raise ValueError(f"--mix: {err}") from None
+    if mix.shape[1] != 2:
+        raise ValueError(f"--mix {args.mix} has {mix.shape[1]} channel(s); give the stereo mix of these stems.")
+    if mix_sr != sr:
+        warnings.warn(f"--mix {args.mix} is at {mix_sr} Hz; resampling it to {sr} Hz (the stems' rate).")
+        mix = audio.resample(mix, mix_sr, sr)
+    t = tracks.shape[-1]
+    if mix.shape[-1] != t:
+        if not args.trim:
+            raise ValueError(f"--mix {args.mix} has {mix.shape[-1]} samples and the stems {t}; the mix must be "
+                             "made of exactly these stems, sample-aligned (--trim cuts both to the shorter).")
+        t = min(t, mix.shape[-1])
+    x, y = tracks[:, :t], mix[0, :, :t]
+    if args.seconds is not None:
+        x, y = x[:, :round(args.seconds * sr)], y[:, :round(args.seconds * sr)]
+    print(f"fitting the console of {len(names)} tracks to {args.mix} ({x.shape[-1] / sr:.1f} s at {sr} Hz, "
+          f"{args.steps} Adam steps)")
+    result = reverse.fit(x, y, sr, steps=args.steps)
+    print(f"stereo loss {result['start_loss']:.3f} at the least-squares start -> {result['loss']:.3f} after the fit "
+          f"({result['seconds']:.0f} s)")
+    how = f"reverse.fit, {args.steps} steps"
+    if args.prune:
+        result = reverse.prune(x, y, sr, result, tolerance=args.tolerance, finetune_steps=args.finetune_steps)
+        n = result["removed"].numel()
+        print(f"pruned {int(result['removed'].sum())} of {n} processors within {args.tolerance:.0%} of the fitted "
+              f"loss: {result['loss']:.3f} ({result['seconds']:.0f} s)")
+        how += f", pruned within {args.tolerance:.0%}"
+    params = result["params"]
+    print(param_files.table(params, names))
+    with atomic_outputs([args.out], args.overwrite) as temps:
+        param_files.write(temps[0], params, names, sr, model="automix_lite.reverse", pad=args.pad,
+                          comment=f"automix reverse ({how}) of {os.path.basename(args.mix)}")
+    print(f"wrote {args.out}: edit it and run `automix render {args.stems} --params {args.out} --out NEW.wav`")
+    return 0
+
+
 def _train(args) -> int:
     from . import train
 
@@ -684,6 +739,27 @@ def main(argv=None) -> int:
             p.add_argument("--pad", action="store_true",
                            help="zero-pad shorter stems to the longest instead of failing")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("reverse", help="recover the console settings of a mix from its stems (fit, then prune)",
+                       description="Reverse engineering (chapter 5.4): fit every track's gain, EQ, compressor, pan and "
+                                   "reverb send, the reverb bus and the master gain so that the stems render MIX "
+                                   "(stereo MR-STFT loss, gradient descent through the console); --prune then removes "
+                                   "the processors the mix does not need. Writes a parameter file for `automix render`.")
+    p.add_argument("stems", metavar="STEMS_DIR", help="folder with one mono audio file per track")
+    p.add_argument("--mix", required=True, metavar="MIX.wav", help="the stereo mix made of exactly these stems")
+    p.add_argument("--out", required=True, metavar="PARAMS.json", help="the parameter file to write")
+    p.add_argument("--steps", type=_budget, default=300, metavar="N", help="Adam steps of the fit (default %(default)s)")
+    p.add_argument("--seconds", type=_seconds, default=None, metavar="S",
+                   help="fit on the first S seconds only (faster; the settings apply to the whole song)")
+    p.add_argument("--prune", action="store_true", help="then remove processors while the loss stays within --tolerance")
+    p.add_argument("--tolerance", type=float, default=0.05, metavar="R",
+                   help="relative loss increase pruning may cause (default %(default)s = 5 %%)")
+    p.add_argument("--finetune-steps", type=_budget, default=20, metavar="N",
+                   help="Adam steps that try to make up for a removal before it is refused (default %(default)s)")
+    p.add_argument("--trim", action="store_true", help="cut stems and mix to the shorter if their lengths differ")
+    p.add_argument("--pad", action="store_true", help="zero-pad shorter stems to the longest instead of failing")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=_reverse)
 
     p = sub.add_parser("train", help="train a DMC, Mix-Wave-U-Net or channel-chain proxy from a JSON config (see configs/)")
     p.add_argument("config", metavar="CONFIG")
