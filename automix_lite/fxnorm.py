@@ -21,12 +21,13 @@ Features of a stereo stem ``(2, T)`` (:func:`stem_features`, computed on the who
 :func:`normalize` applies, in order: centring (the mono mid, so pan 0.5 and decorrelation 0), EQ matching towards
 the role's average spectrum (a smoothed, zero-phase gain curve limited to +-:data:`MAX_EQ_DB`), the compressor or
 expander (from a small grid, one batched pass) that brings crest factor and loudness range closest to the role's,
-and loudness to the role's average. Reverb is *not* removed (nor by the paper): it stays in the mid.
+and loudness to the role's average. Reverb is *not* removed: it stays in the mid.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -95,20 +96,32 @@ def _average(rows: list) -> dict:
 def _role_averages(task: str, split: str, engineer: str) -> str:
     from . import data
 
+    sums = data.manifest().get("checksums", {})
+    key = hashlib.sha256(json.dumps([VERSION, task, split, engineer, sorted(sums.items())]).encode()).hexdigest()[:16]
+    path = os.path.join(data.cache_dir(), "fxnorm", f"averages.{task}.{split}.{engineer}.{key}.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return f.read()
     by_role = {}
     for entry in data.songs(task, split):
         wet = data.wet_stems_of(entry["id"], engineer)
         for role, stem in zip((t["role"] for t in entry["tracks"]), wet):
             if 20 * math.log10(float(stem.pow(2).mean().sqrt()) + 1e-20) > SILENCE_DB:
                 by_role.setdefault(role, []).append(stem_features(stem, data.SAMPLE_RATE))
-    return json.dumps({role: {**_average(rows), "count": len(rows)} for role, rows in sorted(by_role.items())})
+    text = json.dumps({role: {**_average(rows), "count": len(rows)} for role, rows in sorted(by_role.items())})
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(f"{path}.{os.getpid()}.tmp", "w") as f:
+        f.write(text)
+    os.replace(f"{path}.{os.getpid()}.tmp", path)
+    return text
 
 
 def role_averages(task: str = "songs", split: str = "train", engineer: str = "natural") -> dict:
     """``{role: {feature: mean, "count": stems}}`` over the wet stems (``engineer``'s) of ``task``'s ``split``.
 
     ``spectrum`` is a list of :data:`N_BANDS` dB values, the others floats (see :func:`stem_features`). Silent
-    stems are left out. Computed once per process (a fresh copy each call)."""
+    stems are left out. Computed once and cached as JSON under :func:`automix_lite.data.cache_dir` (a fresh copy each
+    call)."""
     return json.loads(_role_averages(task, split, engineer))
 
 
@@ -205,7 +218,7 @@ def distances(task: str = "songs", split: str = "test", engineer: str = "natural
 # The three-way experiment
 # --------------------------------------------------------------------------------------------
 
-INPUTS = ("dry", "wet")
+INPUTS = ("dry", "wet", "fxnorm")
 
 
 def _with_input(fn, kind: str, engineer: str):
@@ -216,7 +229,7 @@ def _with_input(fn, kind: str, engineer: str):
         if kind == "dry":
             return fn(ex)
         n = ex["tracks"].shape[-1]
-        tracks = data.wet_stems_of(ex["entry"]["id"], engineer)[..., :n].mean(1)[None]
+        tracks = data.wet_stems_of(ex["entry"]["id"], engineer, kind == "fxnorm")[..., :n].mean(1)[None]
         return fn({**ex, "tracks": tracks, "mask": active_mask(tracks)})
 
     return run
@@ -225,19 +238,20 @@ def _with_input(fn, kind: str, engineer: str):
 def evaluate_three_way(models: Mapping, task: str = "songs", split: str = "test", seconds: Optional[float] = 8.0,
                        engineer: str = "natural", songs: Optional[int] = None) -> dict:
     """Score each model (name -> mixer, e.g. ``{"dry": dmc, "wet": ..., "fxnorm": ...}``) on ``split`` with the dry
-    stems and with the engineer's wet stems (mono mid) as input, against the engineer's mix.
+    stems, with the engineer's wet stems and with the FX-normalised wet stems (each as the mono mid) as input, against
+    the engineer's mix.
 
     Returns ``{"rows": evaluation rows, "summary": {(model, input): {metric: (mean, ci95, n)}}}`` via
     :func:`automix_lite.evaluation.evaluate` / :func:`~automix_lite.evaluation.summarize` (first ``seconds`` of every
     song). Gain and pan errors are against the engineer's parameters for the *dry* stems, so they mean something
-    only for dry input (for wet input they are dropped)."""
+    only for dry input (for the other inputs they are dropped)."""
     from . import evaluation
 
     mixers = {f"{name} | {kind}": _with_input(evaluation.model_mixer(m), kind, engineer)
               for name, m in models.items() for kind in INPUTS}
     rows = evaluation.evaluate(mixers, task, split, seconds, engineer, songs)
     for r in rows:
-        if r["mixer"].endswith("| wet"):
+        if not r["mixer"].endswith("| dry"):
             r.pop("gain_db", None), r.pop("pan", None)
     summary = {tuple(mixer.split(" | ")): v for (_, mixer), v in evaluation.summarize(rows).items()}
     return {"rows": rows, "summary": summary}
@@ -245,16 +259,16 @@ def evaluate_three_way(models: Mapping, task: str = "songs", split: str = "test"
 
 def results_table(summary: Mapping) -> str:
     """A markdown table of :func:`evaluate_three_way`'s ``summary`` (or :func:`read_results`'s ``"summary"``):
-    one row per training stems, stereo loss on dry and on wet input, gain and pan error on dry input."""
+    one row per training stems, stereo loss on dry, wet and FX-normalised wet input, gain and pan error on dry input."""
     def cell(m, kind, metric, digits):
         v = summary.get((m, kind), {}).get(metric)
         return "-" if v is None else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
 
     models = list(dict.fromkeys(m for m, _ in summary))
-    lines = ["| trained on | stereo loss, dry input | stereo loss, wet input | gain error dB, dry input | pan error, dry input |",
-             "|---|---|---|---|---|"]
+    lines = ["| trained on | stereo loss, dry input | stereo loss, wet input | stereo loss, FX-normalised wet input | "
+             "gain error dB, dry input | pan error, dry input |", "|---|---|---|---|---|---|"]
     for m in models:
-        lines.append(f"| {m} | {cell(m, 'dry', 'stereo', 3)} | {cell(m, 'wet', 'stereo', 3)} | "
+        lines.append(f"| {m} | {cell(m, 'dry', 'stereo', 3)} | {cell(m, 'wet', 'stereo', 3)} | {cell(m, 'fxnorm', 'stereo', 3)} | "
                      f"{cell(m, 'dry', 'gain_db', 2)} | {cell(m, 'dry', 'pan', 3)} |")
     return "\n".join(lines)
 

@@ -100,3 +100,9 @@ def test_train_smoke_on_fxnorm_stems(tmp_path, monkeypatch):
     _, hist = train.train(cfg, out=str(tmp_path / "run"), progress=False, log=lambda *_: None)
     assert hist["steps_done"] == 2 and all(math.isfinite(v) for v in hist["loss"])
     assert any((tmp_path / "fxnorm").iterdir())
+
+
+def test_committed_results_read_back_as_a_table():
+    res = fxnorm.read_results()
+    assert {("dry", "dry"), ("wet", "wet"), ("fxnorm", "dry")} <= set(res["summary"])
+    assert res["table"].count("\n") == 4 and set(res["distances"]) == set(fxnorm.FEATURES)
