@@ -275,7 +275,8 @@ def results_table(summary: Mapping) -> str:
 
 def read_results(path: Optional[str] = None) -> dict:
     """The committed results of ``benchmarks/fxnorm.py`` (``benchmarks/fxnorm_results.json``): ``{"summary":
-    {(model, input): {metric: (mean, ci95, n)}}, "table": markdown, "distances", "config", "wall_s", "machine"}``."""
+    {(model, input): {metric: (mean, ci95, n)}}, "table": markdown, "distances", "claims", "runs" (config, steps,
+    wall_s per model), "config", "machine", "evaluation_s"}``."""
     with open(path or RESULTS_JSON) as f:
         data = json.load(f)
     data["summary"] = {(r["model"], r["input"]): {k: tuple(v) for k, v in r["metrics"].items()} for r in data["summary"]}

@@ -4,7 +4,8 @@
 
 Trains the DMC with the one training loop on (a) dry stems, (b) the engineer's wet stems, (c) the FX-normalised
 wet stems (``configs/fxnorm_dry.json``, ``fxnorm_wet.json``, ``fxnorm_norm.json``: the same budget), or loads
-``runs/fxnorm_*/last.pt`` (the model after the whole budget) if present; scores each on the TEST songs with dry and with wet stems as input
+``runs/fxnorm_*/last.pt`` (the model after the whole budget) if present; scores each on the TEST songs with
+dry, wet and FX-normalised wet stems as input
 (:func:`automix_lite.fxnorm.evaluate_three_way`), measures how far normalised stems land from the role averages
 and from the dry stems (:func:`automix_lite.fxnorm.distances`), and writes ``benchmarks/FXNORM_RESULTS.md`` and
 ``benchmarks/fxnorm_results.json`` (read by :func:`automix_lite.fxnorm.read_results`, the notebook's source).
