@@ -74,6 +74,7 @@ def main(argv=None) -> None:
            "machine": cpu_model(), "threads": 1,
            "config": {k: cfg[k] for k in ("model", "model_args", "task", "engineer", "segment_seconds", "batch_size",
                                           "steps", "lr", "param_weight", "gain_augment_db", "threads")}}
+    out["listening"] = listening(models)
     (HERE / "fxnorm_results.json").write_text(json.dumps(out, indent=1) + "\n")
     table = fxnorm.results_table(res["summary"])
     dist_lines = ["| feature | wet → role average | normalised → role average | wet → dry | normalised → dry |",
@@ -120,6 +121,26 @@ Paired over the TEST songs (mixer names: *trained on* | *input*; positive = the 
     print(claim_text)
     print(table)
     print("\n".join(dist_lines))
+
+
+def listening(models: dict, seconds: float = 8.0) -> dict:
+    """The settings each model predicts for the dry stems of the first TEST song (its first ``seconds``), so that the
+    notebook can render and play the three mixes without the models (they are not bundled): ``{"song", "seconds",
+    "console", "params": {model: {name: [values]}}}``."""
+    import torch
+
+    from automix_lite import data
+    from automix_lite.inference import active_mask
+
+    song = data.songs("songs", "test")[0]["id"]
+    x = data.load_song(song)["tracks"][:, :round(seconds * data.SAMPLE_RATE)]
+    out = {}
+    with torch.no_grad():
+        for name, m in models.items():
+            p = m.estimate(x[None], active_mask(x)[None])
+            out[name] = {k: v[0].tolist() for k, v in p.items()}
+            console = p.console
+    return {"song": song, "seconds": seconds, "console": console, "params": out}
 
 
 def _paired(rows: list, a: str, b: str) -> tuple:
