@@ -149,6 +149,7 @@ def main(argv=None) -> int:
     from automix_lite.models import fx_encoder as fx
 
     torch.set_num_threads(1)
+    old = fx.read_results() or {}
     info = machine()
     t0 = time.time()
     test_set = fx.examples("test", args.chains, args.views)
@@ -176,6 +177,9 @@ def main(argv=None) -> int:
     if not args.no_style:
         results["style"] = style_comparison()
     results["seconds_total"] = time.time() - t0
+    for key in ("tried", "style_reference_encoder"):  # measured once (a variant not bundled; fx_encoder_style.py): kept
+        if key in old:
+            results[key] = old[key]
     (HERE / "fx_encoder_results.json").write_text(json.dumps(results, indent=1) + "\n")
     Path(args.out).write_text(markdown(results) + "\n")  # rewrite it from the JSON alone: markdown(read_results())
     print(markdown(results))
@@ -208,6 +212,25 @@ def markdown(r: dict) -> str:
     for n in fx.CHAIN_NAMES:
         lines.append(f"| {n} | " + " | ".join(f"{enc[k]['probe'][n]:.2f}" for k in enc) + " |")
     lines.append("| mean | " + " | ".join(f"{sum(enc[k]['probe'].values()) / len(fx.CHAIN_NAMES):.2f}" for k in enc) + " |")
+    if r.get("tried"):
+        t, now = r["tried"], enc["fx_encoder"]
+        mean = lambda pr: sum(pr.values()) / len(pr)  # noqa: E731
+        eqc = [n for n in fx.CHAIN_NAMES if n not in ("pan", "reverb_send_db", "reverb_t60_s")]
+        lines += ["", "## Tried: hard chains and a pan-blind level path (not bundled)", "",
+                  t["description"], "", "| measure | bundled fx_encoder | tried |", "|---|---|---|",
+                  f"| retrieval top-1 | {now['retrieval']['top1']:.1%} | {t['encoder']['retrieval']['top1']:.1%} |"]
+        for label, v in t.get("retrieval_held", {}).items():
+            lines.append(f"| retrieval top-1, {label} | {r['retrieval_held'][label]['fx_encoder']['top1']:.1%} | "
+                         f"{v['top1']:.1%} |")
+        lines += [f"| probe R², mean of EQ and compressor ({len(eqc)}) | {sum(now['probe'][n] for n in eqc) / len(eqc):.2f} | "
+                  f"{sum(t['encoder']['probe'][n] for n in eqc) / len(eqc):.2f} |",
+                  f"| probe R², mean of all | {mean(now['probe']):.2f} | {mean(t['encoder']['probe']):.2f} |"]
+        lines += [f"| probe R², {n} | {now['probe'][n]:.2f} | {t['encoder']['probe'][n]:.2f} |" for n in fx.CHAIN_NAMES]
+        if t.get("untrained"):
+            lines += ["", "Its untrained copy (the wider input, seed 0): retrieval top-1 " + ", ".join(
+                [f"{t['untrained']['retrieval']['top1']:.1%}"] + [f"{label} {v['top1']:.1%}" for label, v in
+                                                                   t.get("untrained_held", {}).items()])
+                      + f"; mean probe R² {mean(t['untrained']['probe']):.2f}."]
     if "frechet" in r:
         lines += ["", "## The Part 4 Fréchet distance on the fx_encoder embedding", "",
                   "Every mixer of `evaluation.every_mixer` on the TEST split (first 8 s), Fréchet distance to the "
@@ -236,6 +259,10 @@ def markdown(r: dict) -> str:
                   f"style? Chance {s['chance']:.1%}. This measures the embeddings only; the style_mix model was not "
                   "retrained with the fx_encoder as its reference encoder.", "", "| embedding | accuracy |", "|---|---|"]
         lines += [f"| {k} | {v:.1%} |" for k, v in s["accuracy"].items()]
+    if "style_reference_encoder" in r:
+        from fx_encoder_style import markdown as style_markdown
+
+        lines += ["", style_markdown(r["style_reference_encoder"])]
     return "\n".join(lines)
 
 

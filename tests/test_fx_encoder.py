@@ -1,5 +1,7 @@
 """The contrastive effects encoder (chapter 5.3): embedding, loss, evaluation helpers, training, bundled checkpoint."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,58 @@ def test_bundled_checkpoint_loads_verified_and_embeds():
     mixes = [np.random.default_rng(k).normal(size=(2, 24000)) * 0.05 for k in range(2)]
     e = features.embed_mixes(mixes, 48000, embedding="fx_encoder")  # resampled to 44.1 kHz
     assert e.shape == (2, ck["config"]["dim"]) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+
+
+def test_hard_chains_share_pan_and_reverb_and_differ_in_eq_and_compression():
+    data = fx.ChainData("val", 0.25)
+    b = data.mixed_batch(4, 2, torch.Generator().manual_seed(3), hard_fraction=0.5)
+    assert b["audio"].shape == (8, 2, round(0.25 * fx.SAMPLE_RATE)) and b["chain"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    hard = {k: v[4:] for k, v in b["params"].items()}
+    for name in ("pan", "reverb_send_db", "reverb_t60_s"):
+        assert hard[name].unique().numel() == 1  # one value shared by the hard chains
+    assert b["params"]["pan"][:4].unique().numel() == 2  # the ordinary chains keep their own
+    for name in ("low_shelf_gain_db", "threshold_db"):
+        assert hard[name].unique().numel() == 2
+    plain = data.mixed_batch(2, 2, torch.Generator().manual_seed(4), 0.0)
+    again = data.batch(2, 2, torch.Generator().manual_seed(4))
+    assert torch.equal(plain["audio"], again["audio"])
+
+
+def test_level_path_is_blind_to_a_constant_power_pan_and_hears_level_and_dynamics():
+    torch.manual_seed(0)
+    m = fx.FxEncoder(dim=8, hidden=8, widths=(4,), n_mels=16, level_path=True).eval()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 22050, generator=g) * 0.1
+    chans = lambda y: torch.stack([y[:, 0], y[:, 1], y.mean(1), (y[:, 0] - y[:, 1]) / 2], 1)  # noqa: E731
+
+    def stats(y):
+        return m._level_stats(m.frontend(chans(y).reshape(-1, y.shape[-1])).view(1, 4, 16, -1) + 2.5)
+
+    pan = lambda p: torch.stack([x * math.cos(p * math.pi / 2), x * math.sin(p * math.pi / 2)], 1)  # noqa: E731
+    assert torch.allclose(stats(pan(0.2)), stats(pan(0.8)), atol=1e-3)
+    assert not torch.allclose(stats(pan(0.5)), stats(0.5 * pan(0.5)), atol=1e-2)  # -6 dB changes it
+    env = torch.linspace(0.1, 1.5, 22050)  # a wider loudness range
+    assert stats(pan(0.5) * env)[0, -1] > stats(pan(0.5))[0, -1] + 0.1
+    assert m(pan(0.5)).shape == (1, 8)
+    with pytest.raises(ValueError, match="hard_fraction"):
+        train.load_config({"model": "fx_encoder", "hard_fraction": 1.5})
+
+
+@pytest.mark.skipif("fx_encoder" not in pretrained.available(), reason="the bundled fx_encoder is not installed")
+def test_style_track_with_the_frozen_fx_encoder_as_its_reference_encoder():
+    from automix_lite.models import style
+
+    cfg = train.load_config({"model": "style_track", "reference_encoder": "fx_encoder", "hidden": 16})
+    net = style.build_model(cfg)
+    assert train.load_config({"model": "style_track"})["reference_encoder"] == "learned"
+    frozen = {k: v.clone() for k, v in net.fx.state_dict().items()}
+    x = torch.randn(2, 1, 22050) * 0.05
+    y, c = net(x, x.flip(0))
+    assert y.shape == x.shape and c.shape == (2, 18)
+    y.square().mean().backward()
+    assert all(p.grad is None and not p.requires_grad for p in net.fx.parameters())
+    assert all(p.grad is not None for p in net.controller.parameters())
+    assert not hasattr(net, "conv")  # the learned encoder is replaced, not trained beside it
+    assert all(torch.equal(frozen[k], v) for k, v in net.fx.state_dict().items())
+    with pytest.raises(ValueError, match="reference_encoder"):
+        train.load_config({"model": "style_track", "reference_encoder": "mel"})

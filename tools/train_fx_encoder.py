@@ -95,6 +95,32 @@ def write_card() -> None:
         results = "\n".join(lines)
     else:
         results = "(not measured yet: run `python benchmarks/fx_encoder.py`)"
+    level = ("; a pan-blind tone-and-dynamics path (`level_path`): the log-mel of the power sum L² + R² (unchanged by "
+             "the console's constant-power pan), per band its mean, spread and peak-over-mean, and of the frames' total "
+             "level its mean, spread and 5-95 % range") if cfg.get("level_path") else ""
+    hard = cfg.get("hard_fraction", 0.0)
+    hard_text = (f" {round(cfg['batch_size'] * hard)} of the {cfg['batch_size']} chains of every batch (`hard_fraction` "
+                 f"{hard:g}) share one pan, reverb send and decay drawn once for the batch, so only their EQ and "
+                 "compressor tell them apart (the validation batches are made the same way).") if hard else ""
+    hears = ("read the retrieval with pan centred and with pan centred and the send at -40 dB (above): what is left "
+             "when the chains differ only in EQ and compression.")
+    if res is not None and res.get("retrieval_held"):
+        both = [v for k, v in res["retrieval_held"].items() if "send" in k]
+        eqc = [n for n in fx.CHAIN_NAMES if n not in ("pan", "reverb_send_db", "reverb_t60_s")]
+        r2 = sum(res["encoders"]["fx_encoder"]["probe"][n] for n in eqc) / len(eqc)
+        if both:
+            t = both[0]["fx_encoder"]
+            old = [v for k, v in res.get("previous", {}).get("retrieval_held", {}).items() if "send" in k]
+            prev = (f"; the previous bundled version, trained without hard chains or the level path: "
+                    f"{old[0]['top1']:.1%}") if old else ""
+            hears = (f"with pan centred and the send at -40 dB in every chain (only EQ and compression differ) its "
+                     f"retrieval top-1 is {t['top1']:.1%} (chance {t['chance']:.1%}{prev}); the "
+                     f"mean linear-probe R² of the seven EQ and compressor parameters is {r2:.2f}: pan and reverb "
+                     "remain its strongest cues. A short CPU run; the GPU config has not been run.")
+            if res.get("tried"):
+                hears += (" Batches with half the chains sharing pan and reverb plus a pan-blind level path "
+                          "(`configs/fx_encoder_hard_level.json`) were tried and did not help (the benchmark's "
+                          "section 'Tried').")
     ranges = ", ".join(f"{n} {lo:g}-{hi:g}" + (" (log)" if s == "log" else "") for n, (lo, hi, s) in fx.CHAIN_RANGES.items())
     text = f"""# Model card: `fx_encoder.pt` (contrastive audio-effects encoder)
 
@@ -110,7 +136,7 @@ Taught in `notebooks/19_fx_representations.ipynb` (chapter 5.3); `pretrained.loa
 
 - Log-mel (n_fft 1024, hop 512, {cfg['n_mels']} bands, dB / 20) of the left, right, mid and side channels; a CNN of
   {len(cfg['widths'])} blocks ({', '.join(map(str, cfg['widths']))} channels; 3x3 convolution, ReLU, 2x2
-  max-pooling); mean and std over time of the CNN's maps and of every log-mel band; LayerNorm; MLP
+  max-pooling); mean and std over time of the CNN's maps and of every log-mel band{level}; LayerNorm; MLP
   ({cfg['hidden']} hidden) to {cfg['dim']}; L2 normalisation. {model.n_params:,} parameters,
   {os.path.getsize(_path(TARGET)) / 1024:.0f} KiB.
 
@@ -122,6 +148,8 @@ Taught in `notebooks/19_fx_representations.ipynb` (chapter 5.3); `pretrained.loa
   (`train.proxy_stems("train")`: every mono stem of the TRAIN songs and drum passages; other instrument, song and
   position as chance has it), each set to -20 dBFS RMS +- 3 dB (content augmentation). Positives: the same chain;
   negatives: the other chains. Loss: `fx_encoder.contrastive_loss` (NT-Xent, temperature {cfg['temperature']:g}).
+  The level is set before the chain, so a chain's EQ and compressor (no make-up gain) change the level and tone
+  the encoder hears.{hard_text}
 - Validation: the loss on {cfg['val_examples']} fixed chains of VAL stems (seed + 1).
 
 ## Training
@@ -150,10 +178,7 @@ architecture untrained (seed 0) and the DMC's track encoder (`dmc_basic_songs`, 
 
 ## Limits
 
-- What it hears: retrieval is high while the chains differ in pan and reverb, and falls towards chance when
-  every chain has the same pan and almost no reverb (the table above): after this short CPU run the embedding
-  encodes the stereo placement and the reverb far more than the EQ and the compressor, whose linear probes are
-  near zero. Longer training (the GPU config) or EQ-only batches might change that; not tried.
+- What it hears: {hears}
 - Effects are those of the console only (one chain type, fixed order, fixed shelf frequencies and compressor
   times); real processing (saturation, modulation, other reverbs) is unseen. Decay times are four values.
 - Mono stems through one strip; trained on {cfg['segment_seconds']:g} s segments of a small set of bundled stems.

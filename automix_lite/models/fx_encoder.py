@@ -87,9 +87,9 @@ class FxEncoder(nn.Module):
     sample_rate = SAMPLE_RATE
 
     def __init__(self, dim: int = 64, hidden: int = 128, widths: Sequence[int] = (16, 32, 48), n_mels: int = 48,
-                 n_fft: int = 1024, hop: int = 512):
+                 n_fft: int = 1024, hop: int = 512, level_path: bool = False):
         super().__init__()
-        self.dim, self.n_mels = int(dim), int(n_mels)
+        self.dim, self.n_mels, self.level_path = int(dim), int(n_mels), bool(level_path)
         self.frontend = LogMel(SAMPLE_RATE, n_fft, hop, n_mels)
         layers, w_in = [], 4
         for w in widths:
@@ -99,7 +99,7 @@ class FxEncoder(nn.Module):
         bands = n_mels
         for _ in widths:
             bands = math.ceil(bands / 2)
-        n_in = 2 * w_in * bands + 2 * 4 * n_mels
+        n_in = 2 * w_in * bands + 2 * 4 * n_mels + (3 * n_mels + 3 if self.level_path else 0)
         self.norm = nn.LayerNorm(n_in)
         self.head = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, dim))
 
@@ -116,8 +116,26 @@ class FxEncoder(nn.Module):
         h = self.cnn(mel)  # (B, w, bands, frames)
         h = torch.cat([h.mean(-1), h.std(-1, unbiased=False)], 1).flatten(1)
         stats = torch.cat([mel.mean(-1), mel.std(-1, unbiased=False)], 1).flatten(1)
-        z = self.head(self.norm(torch.cat([h, 2 * stats], 1)))
+        parts = [h, 2 * stats]
+        if self.level_path:
+            parts.append(2 * self._level_stats(mel))
+        z = self.head(self.norm(torch.cat(parts, 1)))
         return nn.functional.normalize(z, dim=-1)
+
+    @staticmethod
+    def _level_stats(mel: torch.Tensor) -> torch.Tensor:
+        """The pan-blind tone-and-dynamics path: the log-mel of the power sum ``|L|^2 + |R|^2`` (unchanged by a
+        constant-power pan, so the tone and level a chain's EQ and compressor leave are not hidden behind the
+        stereo placement); per band its mean, spread and peak-over-mean (a crest factor) over time, and of the
+        frames' total level its mean, spread and 95th - 5th percentile range (a loudness range: what a compressor
+        narrows). ``mel (B, 4, bands, frames)`` centred dB / 20 -> ``(B, 3 * bands + 3)``."""
+        k = 2 * math.log(10.0)  # dB / 20 -> natural log of power
+        total = torch.logaddexp(k * mel[:, 0], k * mel[:, 1]) / k  # (B, bands, frames), dB / 20
+        mean = total.mean(-1)
+        band = torch.cat([mean, total.std(-1, unbiased=False), total.amax(-1) - mean], 1)
+        frame = torch.logsumexp(k * total, 1) / k  # (B, frames): each frame's total level
+        q = torch.quantile(frame, torch.tensor([0.05, 0.95], device=mel.device), dim=-1)  # (2, B)
+        return torch.cat([band, torch.stack([frame.mean(-1), frame.std(-1, unbiased=False), q[1] - q[0]], 1)], 1)
 
     @torch.no_grad()
     def embed(self, audio) -> torch.Tensor:
@@ -146,7 +164,8 @@ class FxEncoder(nn.Module):
 
 def build_model(cfg: dict) -> FxEncoder:
     """The network of a ``fx_encoder`` config (its ``segment_seconds`` kept as an attribute)."""
-    model = FxEncoder(dim=cfg["dim"], hidden=cfg["hidden"], widths=tuple(cfg["widths"]), n_mels=cfg["n_mels"])
+    model = FxEncoder(dim=cfg["dim"], hidden=cfg["hidden"], widths=tuple(cfg["widths"]), n_mels=cfg["n_mels"],
+                      level_path=bool(cfg.get("level_path", False)))
     model.segment_seconds = cfg["segment_seconds"]
     return model
 
@@ -290,6 +309,23 @@ class ChainData:
         params = {k: v[ids] for k, v in c.items()}
         return {"audio": render_chains(x, params), "chain": ids, "params": params}
 
+    def mixed_batch(self, chains: int, views: int, g: torch.Generator, hard_fraction: float = 0.0) -> dict:
+        """A training batch with "hard" chains: ``round(chains * hard_fraction)`` of the ``chains`` share one pan,
+        reverb send and decay (drawn once per batch, :func:`draw_chains`), so only their EQ and compressor tell them
+        apart; the rest are ordinary random chains (:meth:`batch`). Items in chain-major order, the hard chains
+        last, ids ``0 .. chains - 1``. ``hard_fraction`` 0: exactly :meth:`batch`."""
+        n_hard = int(round(chains * float(hard_fraction)))
+        if n_hard <= 0:
+            return self.batch(chains, views, g)
+        shared = draw_chains(1, g)
+        hard = self.batch(n_hard, views, g, {k: float(shared[k][0]) for k in ("pan", "reverb_send_db", "reverb_t60_s")})
+        if n_hard >= chains:
+            return hard
+        easy = self.batch(chains - n_hard, views, g)
+        return {"audio": torch.cat([easy["audio"], hard["audio"]]),
+                "chain": torch.cat([easy["chain"], hard["chain"] + chains - n_hard]),
+                "params": {k: torch.cat([easy["params"][k], hard["params"][k]]) for k in CHAIN_NAMES}}
+
 
 # --------------------------------------------------------------------------------------------
 # The training family (automix_lite.train's one loop)
@@ -302,12 +338,15 @@ DEFAULT_CONFIG = {
     "log_every": 25, "val_every": 100, "val_examples": 64, "max_seconds": None,
     "seed": 0, "device": "auto", "threads": None,
     "dim": 64, "hidden": 128, "widths": [16, 32, 48], "n_mels": 48,
+    "hard_fraction": 0.0, "level_path": False,
 }
 """The keys of a ``"model": "fx_encoder"`` config and their defaults (:func:`automix_lite.train.load_config`).
 ``batch_size`` x ``views``: the batch (``batch_size`` random chains, each on ``views`` different-content segments); ``temperature``: of
 :func:`contrastive_loss`; ``val_examples``: fixed VAL chains (seed + 1; in batches of ``batch_size`` chains x ``views``) whose mean loss is the
 validation loss;
-``dim``, ``hidden``, ``widths``, ``n_mels``: :class:`FxEncoder`. The rest is the loop's (Adam, the plateau schedule
+``dim``, ``hidden``, ``widths``, ``n_mels``, ``level_path`` (the pan-blind tone-and-dynamics features):
+:class:`FxEncoder`; ``hard_fraction``: the share of each batch's chains (training and validation) that share
+one pan and reverb, so that only EQ and compression separate them (:meth:`ChainData.mixed_batch`). The rest is the loop's (Adam, the plateau schedule
 ``lr_factor`` / ``lr_patience`` stepped by the validation loss every ``val_every`` steps, ``max_seconds``)."""
 
 
@@ -317,9 +356,12 @@ def _problems(cfg: dict) -> list:
         {"steps": 1, "batch_size": 2, "views": 2, "lr_patience": 0, "log_every": 1, "val_every": 1, "val_examples": 2,
          "seed": 0, "dim": 2, "hidden": 1, "n_mels": 8},
         {"segment_seconds": (0.1, 30, True), "temperature": (0, None, False), "lr": (0, None, False),
+         "hard_fraction": (0, 1, True),
          "lr_factor": (0, 1, False), "grad_clip": (0, None, False)})
     if cfg["lr_factor"] == 1:
         problems.append("lr_factor must be below 1; got 1")
+    if not isinstance(cfg["level_path"], bool):
+        problems.append(f"level_path must be true or false; got {cfg['level_path']!r}")
     w = cfg["widths"]
     if not isinstance(w, (list, tuple)) or not w or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in w):
         problems.append(f"widths must be a non-empty list of whole numbers >= 1; got {w!r}")
@@ -343,7 +385,8 @@ class _FxPart(_train.SampledPart):
         val = ChainData("val", cfg["segment_seconds"])
         g = torch.Generator().manual_seed(cfg["seed"] + 1)
         k, n = cfg["batch_size"], cfg["val_examples"]
-        self.val = [val.batch(min(k, n - i), cfg["views"], g) for i in range(0, n, k)]
+        f = cfg.get("hard_fraction", 0.0)
+        self.val = [val.mixed_batch(min(k, n - i), cfg["views"], g, f) for i in range(0, n, k)]
         self.extra = {"chain_names": list(CHAIN_NAMES)}
 
     def describe(self, model, device, start: int, end: int) -> str:
@@ -352,7 +395,8 @@ class _FxPart(_train.SampledPart):
                 f"{c['views']} views x {c['segment_seconds']:g} s, temperature {c['temperature']:g}, steps {start + 1}-{end}")
 
     def batch(self, run, step: int) -> dict:
-        return self.data.batch(self.cfg["batch_size"], self.cfg["views"], self.generator)
+        return self.data.mixed_batch(self.cfg["batch_size"], self.cfg["views"], self.generator,
+                                     self.cfg.get("hard_fraction", 0.0))
 
     def loss(self, run, batch: dict, net) -> torch.Tensor:
         z = net(batch["audio"].to(self.device))
