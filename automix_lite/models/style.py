@@ -71,7 +71,8 @@ from ..losses import MRSTFTLoss
 __all__ = ["StyleTransfer", "SAMPLE_RATE", "ENCODER_SECONDS", "ROUTES", "STYLE_RANGES", "CORRUPTION_RANGES",
            "DEFAULT_CONFIG", "GROUPS", "sample_style", "sample_corruption", "style_batch", "train_loss",
            "render", "transfer", "build_model", "test_examples", "evaluate_track", "results_table", "METRICS",
-           "FAMILIES", "read_results", "predict_controls", "route_gradients", "routes_table", "plot_architecture"]
+           "FAMILIES", "read_results", "predict_controls", "route_gradients", "routes_table", "plot_architecture",
+           "REFERENCE_ENCODERS"]
 
 SAMPLE_RATE = 44100
 """The rate the encoder works at (inputs at other rates are resampled for it)."""
@@ -112,6 +113,11 @@ GROUPS = {"eq": [i for i, n in enumerate(NAMES) if not n.startswith(("threshold"
 """Column indices of the chain's parameter groups (for the parameter error)."""
 
 
+REFERENCE_ENCODERS = ("learned", "fx_encoder")
+"""What embeds input and reference for the controller: the model's own spectrogram encoder, trained with it
+(``"learned"``, the bundled model), or the frozen bundled ``fx_encoder`` (chapter 5.3)."""
+
+
 def _fail(message: str):
     raise ValueError(message)
 
@@ -129,9 +135,14 @@ class StyleTransfer(nn.Module):
     ``forward(x, reference)`` -> ``(output, controls)`` with the output rendered by the differentiable DSP at
     44.1 kHz (``x``'s shape)."""
 
-    def __init__(self, n_mels: int = 64, channels: int = 96, embed_dim: int = 128, hidden: int = 256):
+    def __init__(self, n_mels: int = 64, channels: int = 96, embed_dim: int = 128, hidden: int = 256,
+                 reference_encoder: str = "learned"):
         super().__init__()
         import librosa
+
+        if reference_encoder not in REFERENCE_ENCODERS:
+            _fail(f"reference_encoder must be one of {', '.join(map(repr, REFERENCE_ENCODERS))}; got {reference_encoder!r}.")
+        self.reference_encoder = reference_encoder
 
         for name, v in (("n_mels", n_mels), ("channels", channels), ("embed_dim", embed_dim), ("hidden", hidden)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -146,7 +157,16 @@ class StyleTransfer(nn.Module):
             c_in = channels
         self.conv = nn.Sequential(*layers)
         self.project = nn.Linear(2 * channels, embed_dim)
-        self.controller = nn.Sequential(nn.Linear(3 * (embed_dim + 2 * n_mels), hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+        width = embed_dim + 2 * n_mels
+        if reference_encoder == "fx_encoder":  # chapter 5.3's contrastive encoder, frozen, in place of the learned one
+            from .. import pretrained
+
+            self.fx = pretrained.load("fx_encoder").eval()
+            for p in self.fx.parameters():
+                p.requires_grad_(False)
+            del self.conv, self.project
+            width = self.fx.dim
+        self.controller = nn.Sequential(nn.Linear(3 * width, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
                                         nn.ReLU(), nn.Linear(hidden, N_CONTROLS))
         start = so._norm(so.TRACK_SPECS, [so.TRACK_START[n] for n in NAMES]).float().clamp(1e-3, 1 - 1e-3)
         last = self.controller[-1]
@@ -163,7 +183,14 @@ class StyleTransfer(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T)`` -> ``(B, embed_dim + 2 n_mels)``: the learned embedding and, as a skip path, the mean and
-        standard deviation over time of each log-mel band (the long-term spectrum and its spread)."""
+        standard deviation over time of each log-mel band (the long-term spectrum and its spread). With
+        ``reference_encoder="fx_encoder"``: the frozen bundled fx_encoder's ``(B, 64)`` unit vectors instead (no
+        gradient reaches it; mono input duplicated to both sides)."""
+        if self.reference_encoder == "fx_encoder":
+            self.fx.eval()
+            with torch.no_grad():
+                x2 = x.float().expand(-1, 2, -1) if x.shape[1] == 1 else x.float()
+                return self.fx(x2).to(x.dtype)
         f = self.features(x)
         h = self.conv(f)
         pooled = torch.cat([h.mean(-1), h.std(-1, unbiased=False)], -1)
@@ -186,8 +213,9 @@ class StyleTransfer(nn.Module):
 
 def build_model(cfg: dict) -> StyleTransfer:
     """The :class:`StyleTransfer` of a ``style_track`` config (``n_mels``, ``channels``, ``embed_dim``,
-    ``hidden``)."""
-    return StyleTransfer(cfg["n_mels"], cfg["channels"], cfg["embed_dim"], cfg["hidden"])
+    ``hidden``, ``reference_encoder``)."""
+    return StyleTransfer(cfg["n_mels"], cfg["channels"], cfg["embed_dim"], cfg["hidden"],
+                         cfg.get("reference_encoder", "learned"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,7 +370,7 @@ def render(x: torch.Tensor, controls: torch.Tensor, route: str = "autodiff", sam
 
 DEFAULT_CONFIG = {
     "model": "style_track", "route": "autodiff",
-    "n_mels": 64, "channels": 96, "embed_dim": 128, "hidden": 256,
+    "n_mels": 64, "channels": 96, "embed_dim": 128, "hidden": 256, "reference_encoder": "learned",
     "steps": 2000, "batch_size": 8, "segment_seconds": 1.5, "corrupt_prob": 0.5,
     "lr": 1e-3, "lr_factor": 0.5, "lr_patience": 3, "grad_clip": 1.0,
     "param_weight": 0.0, "spsa_eps": 0.01, "spsa_samples": 1,
@@ -350,7 +378,9 @@ DEFAULT_CONFIG = {
     "seed": 0, "device": "auto", "threads": None,
 }
 """The keys of a ``"model": "style_track"`` config and their defaults. ``route``: :data:`ROUTES`;
-``n_mels``/``channels``/``embed_dim``/``hidden``: the network; ``segment_seconds``: each of the two segments;
+``n_mels``/``channels``/``embed_dim``/``hidden``: the network; ``reference_encoder``: :data:`REFERENCE_ENCODERS`
+(``"fx_encoder"``: the frozen bundled chapter 5.3 encoder embeds input and reference, only the controller is
+trained); ``segment_seconds``: each of the two segments;
 ``corrupt_prob``: the share of corrupted inputs; ``param_weight``: add that multiple of the mean absolute
 error of the [0, 1] controls against the known style, on the uncorrupted items of a batch (where the style is the
 answer; 0: audio loss only); ``spsa_eps``/``spsa_samples``: the SPSA step on the [0, 1]
@@ -360,7 +390,7 @@ schedule on the validation loss every ``val_every`` steps, ``max_seconds`` per s
 
 def _problems(cfg: dict) -> list:
     problems = train._value_problems(
-        cfg, {"model": ("style_track",), "route": ROUTES},
+        cfg, {"model": ("style_track",), "route": ROUTES, "reference_encoder": REFERENCE_ENCODERS},
         {"n_mels": 8, "channels": 1, "embed_dim": 1, "hidden": 1, "steps": 1, "batch_size": 1, "lr_patience": 0,
          "log_every": 1, "val_every": 1, "val_examples": 1, "seed": 0, "spsa_samples": 1},
         {"segment_seconds": (0.25, 10, True), "corrupt_prob": (0, 1, True), "lr": (0, None, False),
