@@ -77,8 +77,8 @@ def markdown(s: dict) -> str:
     r = s["runs"]
     lines = ["## As the reference encoder of chapter 5.1's model", "",
              "`configs/style_track.json` trained twice from scratch, same seed, data and budget "
-             f"({s['steps']} steps, batch {s['config']['batch_size']}, one CPU thread, `max_seconds` "
-             f"{s['max_seconds']:g} as a guard), by `benchmarks/fx_encoder_style.py`: `reference_encoder` "
+             f"(at most {s['steps']} steps and {s['max_seconds']:g} s of one CPU thread, whichever comes first; batch "
+             f"{s['config']['batch_size']}), by `benchmarks/fx_encoder_style.py`: `reference_encoder` "
              "`\"learned\"` (the model's own spectrogram encoder trained with it, as the bundled style_track) and "
              "`\"fx_encoder\"` (the frozen bundled fx_encoder embeds input and reference; only the controller "
              "learns). Scored by `style.evaluate_track` on the same 48 TEST examples (seed 1234); the bundled "
