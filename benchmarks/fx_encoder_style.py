@@ -76,7 +76,7 @@ def markdown(s: dict) -> str:
 
     r = s["runs"]
     lines = ["## As the reference encoder of chapter 5.1's model", "",
-             "`configs/style_track.json` trained twice from scratch, same seed, data and budget "
+             "`configs/style_track.json` trained twice from scratch, same seed, data and caps "
              f"(at most {s['steps']} steps and {s['max_seconds']:g} s of one CPU thread, whichever comes first; batch "
              f"{s['config']['batch_size']}), by `benchmarks/fx_encoder_style.py`: `reference_encoder` "
              "`\"learned\"` (the model's own spectrogram encoder trained with it, as the bundled style_track) and "
