@@ -195,23 +195,14 @@ def markdown(r: dict) -> str:
              + ", ".join(f"{k} {v}" for k, v in r["machine"].items()) + ".", "",
              "## Retrieval", "",
              f"{r['chains']} random chains (`fx_encoder.CHAIN_RANGES`) x {r['views']} segments of different TEST stems "
-             f"({r['seconds']:g} s, seed 1234); for each item, are its nearest neighbours (cosine) of the same chain?", "",
-             "| encoder | top-1 | recall@5 | chance (top-1) |", "|---|---|---|---|"]
-    for k, v in enc.items():
-        t = v["retrieval"]
-        lines.append(f"| {k} | {t['top1']:.1%} | {t['recall@5']:.1%} | {t['chance']:.1%} |")
-    for label, by in r.get("retrieval_held", {}).items():
-        lines += ["", f"The same with {label} in every chain (a new TEST set, same seed): what is left without that cue.",
-                  "", "| encoder | top-1 | recall@5 | chance (top-1) |", "|---|---|---|---|"]
-        lines += [f"| {k} | {t['top1']:.1%} | {t['recall@5']:.1%} | {t['chance']:.1%} |" for k, t in by.items()]
-    lines += ["", "## Linear probe (R² per effect parameter, TEST)", "",
-              "Ridge regression (standardised embeddings; penalty per parameter chosen from `fx_encoder.ALPHAS` by 5-fold "
-              "cross-validation over chains) of each parameter, normalised to [0, 1] on its scale, fit on 192 chains x 2 "
-              "segments of TRAIN stems and scored on the TEST set above (R² < 0: worse than the TEST mean).", "",
-              "| parameter | " + " | ".join(enc) + " |", "|---|" + "---|" * len(enc)]
-    for n in fx.CHAIN_NAMES:
-        lines.append(f"| {n} | " + " | ".join(f"{enc[k]['probe'][n]:.2f}" for k in enc) + " |")
-    lines.append("| mean | " + " | ".join(f"{sum(enc[k]['probe'].values()) / len(fx.CHAIN_NAMES):.2f}" for k in enc) + " |")
+             f"({r['seconds']:g} s, seed 1234); for each item, are its nearest neighbours (cosine) of the same chain? "
+             "The held columns use new TEST sets (same seed) with that cue the same in every chain: what is left "
+             "without it.", "", fx.retrieval_table(r),
+             "", "## Linear probe (R² per effect parameter, TEST)", "",
+             "Ridge regression (standardised embeddings; penalty per parameter chosen from `fx_encoder.ALPHAS` by 5-fold "
+             "cross-validation over chains) of each parameter, normalised to [0, 1] on its scale, fit on 192 chains x 2 "
+             "segments of TRAIN stems and scored on the TEST set above (R² < 0: worse than the TEST mean).", "",
+             fx.probe_table(r)]
     if r.get("tried"):
         t, now = r["tried"], enc["fx_encoder"]
         mean = lambda pr: sum(pr.values()) / len(pr)  # noqa: E731
@@ -239,18 +230,7 @@ def markdown(r: dict) -> str:
                   "handful of songs, no interval: read rank changes as indications. The fx_encoder was trained on single "
                   "stems set to -20 dBFS, so nothing taught it the balance of levels between a mix's sources.", ""]
         for task, f in r["frechet"].items():
-            d, rk = f["distances"], f["ranks"]
-            lines += [f"### {task} ({f['songs']} songs)", "",
-                      "| mixer | Fréchet (log-mel) | rank | Fréchet (fx_encoder) | rank | stereo loss | rank |",
-                      "|---|---|---|---|---|---|---|"]
-            for m in sorted(d["logmel"], key=d["logmel"].get):
-                lines.append(f"| {m} | {d['logmel'][m]:.1f} | {rk['logmel'][m]} | {d['fx_encoder'][m]:.4f} | "
-                             f"{rk['fx_encoder'][m]} | {d['stereo'][m]:.2f} | {rk['stereo'][m]} |")
-            moved = [f"{m} {rk['logmel'][m]} -> {rk['fx_encoder'][m]}" for m in d["logmel"]
-                     if rk["logmel"][m] != rk["fx_encoder"][m]]
-            lines += ["", "Spearman's rho between the rankings: " + ", ".join(f"{k} {v:+.2f}" for k, v in
-                                                                             f["spearman"].items())
-                      + ". Ranks that change from log-mel to fx_encoder: " + (", ".join(moved) or "none") + ".", ""]
+            lines += [f"### {task} ({f['songs']} songs)", "", fx.frechet_table(r, task), ""]
     if "style" in r:
         s = r["style"]
         lines += ["## Style: nearest-neighbour accuracy across songs", "",

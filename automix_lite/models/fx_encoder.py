@@ -39,7 +39,8 @@ from .dmc import LogMel
 
 __all__ = ["SAMPLE_RATE", "CHAIN_RANGES", "CHAIN_NAMES", "T60_GRID", "DEFAULT_CONFIG", "FxEncoder", "draw_chains",
            "render_chains", "normalized_chains", "ChainData", "contrastive_loss", "build_model", "FAMILIES",
-           "retrieval", "linear_probe", "ALPHAS", "projection", "examples", "evaluate", "read_results", "RESULTS_FILE"]
+           "retrieval", "linear_probe", "ALPHAS", "projection", "examples", "evaluate", "read_results", "RESULTS_FILE",
+           "retrieval_table", "probe_table", "frechet_table"]
 
 SAMPLE_RATE = 44100
 """The encoder's sample rate (Hz); resample other audio first (``automix_lite.audio.resample``)."""
@@ -588,3 +589,42 @@ def read_results(path: Optional[str] = None) -> Optional[dict]:
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def retrieval_table(results: Mapping) -> str:
+    """Markdown: top-1 and recall@5 of every encoder in :func:`read_results`'s ``results``, plus top-1 on the test sets
+    with cues held fixed (``retrieval_held``: pan centred, pan centred and the send at -40 dB)."""
+    held = results.get("retrieval_held", {})
+    lines = ["| encoder | top-1 | recall@5 | " + " | ".join(f"top-1, {label}" for label in held) + " | chance (top-1) |",
+             "|---|---|---|" + "---|" * len(held) + "---|"]
+    for name, v in results["encoders"].items():
+        t = v["retrieval"]
+        lines.append(f"| {name} | {t['top1']:.1%} | {t['recall@5']:.1%} | "
+                     + " | ".join(f"{by[name]['top1']:.1%}" for by in held.values()) + f" | {t['chance']:.1%} |")
+    return "\n".join(lines)
+
+
+def probe_table(results: Mapping) -> str:
+    """Markdown: the linear probe's test R² per chain parameter (rows) and encoder (columns), with the mean."""
+    enc = results["encoders"]
+    lines = ["| parameter | " + " | ".join(enc) + " |", "|---|" + "---|" * len(enc)]
+    lines += [f"| {n} | " + " | ".join(f"{enc[k]['probe'][n]:.2f}" for k in enc) + " |" for n in CHAIN_NAMES]
+    lines.append("| **mean** | " + " | ".join(f"{sum(enc[k]['probe'][n] for n in CHAIN_NAMES) / len(CHAIN_NAMES):.2f}"
+                                           for k in enc) + " |")
+    return "\n".join(lines)
+
+
+def frechet_table(results: Mapping, task: str) -> str:
+    """Markdown: every mixer's Fréchet distance to the engineer's mixes on the log-mel and the fx_encoder embeddings
+    (``results["frechet"][task]``), their ranks (1 = closest) and the stereo loss's, with Spearman's rho."""
+    f = results["frechet"][task]
+    d, rk = f["distances"], f["ranks"]
+    lines = ["| mixer | Fréchet (log-mel) | rank | Fréchet (fx_encoder) | rank | stereo loss | rank |",
+             "|---|---|---|---|---|---|---|"]
+    for m in sorted(d["logmel"], key=d["logmel"].get):
+        lines.append(f"| {m} | {d['logmel'][m]:.1f} | {rk['logmel'][m]} | {d['fx_encoder'][m]:.4f} | "
+                     f"{rk['fx_encoder'][m]} | {d['stereo'][m]:.2f} | {rk['stereo'][m]} |")
+    moved = [f"{m} {rk['logmel'][m]} -> {rk['fx_encoder'][m]}" for m in d["logmel"] if rk["logmel"][m] != rk["fx_encoder"][m]]
+    return "\n".join(lines) + ("\n\nSpearman's rho between the rankings: " + ", ".join(
+        f"{k} {v:+.2f}" for k, v in f["spearman"].items()) + ". Ranks that change from log-mel to fx_encoder: "
+        + (", ".join(moved) or "none") + ".")
