@@ -27,6 +27,7 @@ remaining processor has been refused or removed.
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Mapping, Optional
 
@@ -38,7 +39,7 @@ from .dsp.console import ALL_NAMES, DEFAULT_N_PEAKS, STRIP_NAMES
 from .parameters import SPEC_BY_NAME, MixParams
 
 __all__ = ["PROCESSORS", "NEUTRAL", "initial_params", "fit", "prune", "active_processors", "processor_error",
-           "neutral_in"]
+           "neutral_in", "evaluate_song", "results_table", "read_results", "RESULTS_FILE"]
 
 PROCESSORS = ("gain", "eq", "compressor", "pan", "reverb")
 """The prunable stages of a channel strip (``ParamSpec.processor`` of the strip's parameters)."""
@@ -315,19 +316,30 @@ def neutral_in(params: Mapping) -> torch.Tensor:
     return ~active_processors(params)
 
 
-def processor_error(params: Mapping, truth: Mapping) -> dict:
+def processor_error(params: Mapping, truth: Mapping, stems: Optional[torch.Tensor] = None,
+                    sample_rate: float = 44100.0) -> dict:
     """Mean absolute error per processor type between two batch-1 consoles, in the parameters' units: gain (dB,
     mean offset removed, which the master gain absorbs), pan, EQ (dB, the mean over 30 Hz-16 kHz of the
-    magnitude responses' difference), compressor (dB of the static curve, make-up included, at -30..0 dB
-    input), reverb level (dB: send + return, which trade off, floored at -60 dB), T60 (s)."""
+    magnitude responses' difference; with ``stems (N, T)`` weighted by each stem's power spectrum, so that bands a
+    track does not play in, where no mix can tell its EQ, do not count), compressor (dB of the static curve, make-up
+    included, at -30..0 dB input), reverb level (dB: send + return, which trade off, floored at -60 dB), T60 (s)."""
     def np1(name, p):
         return p[name][0].detach().double().numpy()
 
     g = np1("gain_db", params) - np1("gain_db", truth)
     freqs = np.geomspace(30, 16000, 96)
-    eq = np.abs(_eq_db(params, freqs) - _eq_db(truth, freqs)).mean(-1)
-    level = np.linspace(-30, 0, 31)
-    comp = np.abs(_comp_db(params, level) - _comp_db(truth, level)).mean(-1)
+    diff = np.abs(_eq_db(params, freqs, sample_rate) - _eq_db(truth, freqs, sample_rate))
+    if stems is None:
+        eq = diff.mean(-1)
+    else:
+        spec = np.abs(np.fft.rfft(stems.detach().double().numpy(), axis=-1)) ** 2
+        bins = np.fft.rfftfreq(stems.shape[-1], 1 / sample_rate)
+        edges = np.concatenate([[freqs[0] / 1.035], np.sqrt(freqs[1:] * freqs[:-1]), [freqs[-1] * 1.035]])
+        w = np.stack([np.histogram(bins, edges, weights=s)[0] for s in spec]) + 1e-30  # power per band
+        eq = (diff * w).sum(-1) / w.sum(-1)
+    level_in = np.linspace(-30, 0, 31)
+    comp = np.abs(_comp_db(params, level_in) - _comp_db(truth, level_in)).mean(-1)
+
     def level(p):  # what the listener hears of each track's reverb: send + return, floored at -60 dB
         return np.maximum(np1("reverb_send_db", p) + np1("reverb_return_db", p), -60.0)
 
@@ -356,3 +368,94 @@ def _comp_db(params: Mapping, level_db: np.ndarray) -> np.ndarray:
     hard = (1 / ratio - 1) * over
     gain = np.where(2 * over < -knee, 0.0, np.where(2 * np.abs(over) <= knee, soft, hard))
     return gain + makeup
+
+
+# --------------------------------------------------------------------------------------------
+# Measured on the bundled set, against the engineer's known parameters (benchmarks/reverse.py)
+# --------------------------------------------------------------------------------------------
+
+def evaluate_song(song_id: str, engineer: str = "natural", seconds: float = 3.0, steps: int = 150,
+                  tolerance: float = 0.05, finetune_steps: int = 10) -> dict:
+    """Reverse-engineer the first ``seconds`` of a bundled song's ``engineer`` mix and score it against the known
+    parameters: ``{"song", "tracks", "fit": processor_error, "pruned": processor_error, "fit_loss", "pruned_loss",
+    "start_loss", "features_mape": the Part 4 feature groups' MAPE (percent) of the refitted (pruned) mix against the
+    target, "removed": fraction,
+    "removed_neutral": fraction of the removed processors the engineer had left neutral, "neutral_removed":
+    fraction of the engineer's neutral processors that were removed, "fit_s", "prune_s"}``."""
+    from . import data, features
+
+    n = round(seconds * data.SAMPLE_RATE)
+    x = data.load_song(song_id)["tracks"][:, :n]
+    y = data.reproduce_mix(song_id, engineer)[:, :n]
+    truth = data.mix_params(song_id, engineer)
+    fitted = fit(x, y, data.SAMPLE_RATE, steps=steps)
+    pruned = prune(x, y, data.SAMPLE_RATE, fitted, tolerance=tolerance, finetune_steps=finetune_steps)
+    with torch.no_grad():
+        refit = dsp.mix(x[None], data.SAMPLE_RATE, dict(pruned["params"]))[0]
+    groups = features.feature_mape(refit.double().numpy(), y.double().numpy(), data.SAMPLE_RATE)["groups"]
+    removed, neutral = pruned["removed"], neutral_in(truth)
+    return {"song": song_id, "engineer": engineer, "tracks": int(x.shape[0]), "seconds": seconds,
+            "start_loss": fitted["start_loss"], "fit_loss": fitted["loss"], "pruned_loss": pruned["loss"],
+            "fit": processor_error(fitted["params"], truth, x, data.SAMPLE_RATE),
+            "pruned": processor_error(pruned["params"], truth, x, data.SAMPLE_RATE),
+            "features_mape": {g: float(v) for g, v in groups.items()},
+            "removed": float(removed.float().mean()),
+            "removed_neutral": float((removed & neutral).sum() / max(int(removed.sum()), 1)),
+            "neutral_removed": float((removed & neutral).sum() / max(int(neutral.sum()), 1)),
+            "removed_by_processor": {p: float(removed[:, j].float().mean()) for j, p in enumerate(PROCESSORS)},
+            "neutral_by_processor": {p: float(neutral[:, j].float().mean()) for j, p in enumerate(PROCESSORS)},
+            "fit_s": fitted["seconds"], "prune_s": pruned["seconds"]}
+
+
+RESULTS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
+                            "reverse_results.json")
+
+
+def _mean_ci(values) -> str:
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        return f"{v.mean():.2f}"
+    half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return f"{v.mean():.2f} ± {half:.2f}"
+
+
+def results_table(results: Mapping) -> str:
+    """Markdown tables of ``benchmarks/reverse.py``'s results (:func:`read_results`): per task, the parameter error per
+    processor type after the fit and after pruning, then the loss, the Part 4 feature match, the pruning and the
+    time per song (mean ± 95 % CI over songs, Student t)."""
+    errs = ("gain_db", "pan", "eq_db", "compressor_db", "reverb_db", "reverb_t60_s")
+    out = []
+    for task in dict.fromkeys(r["task"] for r in results["rows"]):
+        rows = [r for r in results["rows"] if r["task"] == task]
+        out += [f"**{task}** ({len(rows)} TEST songs)", "",
+                "| after | " + " | ".join(errs) + " |", "|---|" + "---|" * len(errs)]
+        out += [f"| {stage} | " + " | ".join(_mean_ci([r[stage][e] for r in rows]) for e in errs) + " |"
+                for stage in ("fit", "pruned")]
+        groups = list(rows[0]["features_mape"])
+        out += ["", "| stereo loss: start | fit | pruned | processors removed | removed that the engineer left neutral | "
+                "engineer's neutral ones removed | " + " | ".join(f"{g} MAPE %" for g in groups) + " | s per song |",
+                "|---|---|---|---|---|---|" + "---|" * len(groups) + "---|",
+                "| " + " | ".join(_mean_ci([r[k] for r in rows]) for k in ("start_loss", "fit_loss", "pruned_loss"))
+                + " | " + " | ".join(f"{100 * np.mean([r[k] for r in rows]):.0f} %" for k in
+                                     ("removed", "removed_neutral", "neutral_removed"))
+                + " | " + " | ".join(_mean_ci([r["features_mape"][g] for r in rows]) for g in groups)
+                + f" | {np.mean([r['fit_s'] + r['prune_s'] for r in rows]):.0f} |", ""]
+        out += ["| processor | " + " | ".join(PROCESSORS) + " |", "|---|" + "---|" * len(PROCESSORS),
+                "| removed | " + " | ".join(f"{100 * np.mean([r['removed_by_processor'][p] for r in rows]):.0f} %"
+                                         for p in PROCESSORS) + " |",
+                "| neutral in the engineer's console | " + " | ".join(
+                    f"{100 * np.mean([r['neutral_by_processor'][p] for r in rows]):.0f} %" for p in PROCESSORS) + " |", ""]
+    return "\n".join(out)
+
+
+def read_results(path: Optional[str] = None) -> Optional[dict]:
+    """``benchmarks/reverse_results.json`` as written by ``benchmarks/reverse.py``; ``None`` when absent."""
+    import json
+
+    path = RESULTS_FILE if path is None else path
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
