@@ -18,10 +18,10 @@ T60 1 s, return 0 dB, master 0 dB. Adam's learning rate follows a cosine decay.
 **Pruning.** A *processor* is one stage of one strip (:data:`PROCESSORS`: gain, eq, compressor, pan, reverb
 send); removing it sets it to its neutral setting (:data:`NEUTRAL`: 0 dB, a flat EQ with the high-pass at
 20 Hz, ratio 1 and no make-up, centre, send at -80 dB), where it does nothing. :func:`prune` repeats: try
-removing each remaining processor, remove the one whose removal raises the loss least, fine-tune what is
-left, and keep the removal only if the loss stays within ``tolerance`` (relative) of the full fit's;
-a removal that breaks the tolerance is undone and that processor is kept for good. It stops when every
-remaining processor has been refused or removed.
+removing each remaining processor, remove the one whose removal raises the loss least, and keep the removal
+if the loss stays within ``tolerance`` (relative) of the full fit's; if it does not, fine-tune what is left and
+keep it only if that brings the loss back within. A refused removal is undone and that processor is kept for
+good. It stops when every processor has been refused or removed, or after ``patience`` refusals in a row.
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ def prune(stems: torch.Tensor, mix: torch.Tensor, sample_rate, fitted: Mapping, 
     return _result(console, loss_of, {"base_loss": base, "limit": limit, "steps": attempts}, t0)
 
 
-def active_processors(params: Mapping, atol: Optional[Mapping] = None) -> torch.Tensor:
+def active_processors(params: Mapping) -> torch.Tensor:
     """``(N, 5)`` bool: which processors of a batch-1 console do something (not at their :data:`NEUTRAL`
     setting, within a small tolerance: 0.1 dB, ratio 1.01, pan 0.005, send -79 dB). For the engineer's known
     parameters: which processors a pruned graph *should* keep."""

@@ -21,7 +21,6 @@ sys.path.insert(0, str(HERE))
 
 
 def main(argv=None) -> int:
-    import numpy as np
     import torch
 
     from automix_lite import data, reverse

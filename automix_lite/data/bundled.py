@@ -204,37 +204,32 @@ def reproduce_mix(song_id: str, engineer: str, sample_rate: int = SAMPLE_RATE, c
     """
     root = data_dir(root)
     entry = song(song_id, root)
-    rel = _mix_file(entry, engineer)
-    sums = manifest(root).get("checksums", {})
-    key = hashlib.sha256("|".join([CACHE_VERSION, song_id, engineer, sums.get(rel, "")]
-                                  + [sums.get(t["file"], "") for t in entry["tracks"]]).encode()).hexdigest()[:16]
-    path = os.path.join(cache_dir(), "mixes", f"{song_id}.{engineer}.{key}.npy")
-    out = None
-    if cache and os.path.isfile(path):
-        try:
-            out = torch.from_numpy(np.load(path))
-        except (OSError, ValueError):
-            out = None  # a damaged cache file is simply rendered again
-        if out is not None and (tuple(out.shape) != (2, entry["samples"]) or out.dtype != torch.float32
-                                or not bool(torch.isfinite(out).all()) or not bool(out.abs().max() > 0)):
-            out = None  # so is one of the wrong shape or type, with NaN or inf, or silent (zeroed)
-    if out is None:
-        stems = _stems(root, song_id).unsqueeze(0)
+
+    def render():
         with torch.no_grad():
-            out = mix(stems, SAMPLE_RATE, mix_params(song_id, engineer, root))[0].contiguous()
-        if cache:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp.npy"
-            np.save(tmp, out.numpy())
-            os.replace(tmp, path)
+            return mix(_stems(root, song_id).unsqueeze(0), SAMPLE_RATE, mix_params(song_id, engineer, root))[0].contiguous()
+
+    if cache:
+        path = os.path.join(cache_dir(), "mixes", f"{song_id}.{engineer}.{_cache_key(root, entry, engineer)}.npy")
+        out = _cached(path, (2, entry["samples"]), render)
+    else:
+        out = render()
     if sample_rate != SAMPLE_RATE:
         out = resample(out.unsqueeze(0), SAMPLE_RATE, sample_rate)[0]
     return out
 
 
+def _cache_key(root: str, entry: dict, engineer: str, *kind: str) -> str:
+    """The cache key of a render of ``entry``'s stems with ``engineer``'s parameters: the checksums of both, the
+    cache version and ``kind`` (nothing for the mix, ``"wet"`` for the wet stems)."""
+    sums = manifest(root).get("checksums", {})
+    return hashlib.sha256("|".join([CACHE_VERSION, *kind, entry["id"], engineer, sums.get(_mix_file(entry, engineer), "")]
+                                   + [sums.get(t["file"], "") for t in entry["tracks"]]).encode()).hexdigest()[:16]
+
+
 def _cached(path: str, shape: tuple, render):
-    """The array at ``path`` if it is a usable cache of ``shape`` (float32, finite, not all zeros), else ``render()``
-    saved there (atomically)."""
+    """The array at ``path`` if it is a usable cache of ``shape`` (float32, finite, not all zeros: a damaged, wrong
+    or zeroed file is rendered again), else ``render()`` saved there (atomically)."""
     out = None
     if os.path.isfile(path):
         try:
@@ -260,10 +255,7 @@ def wet_stems_of(song_id: str, engineer: str, fxnorm: bool = False, root=None) -
     Both are cached as ``.npy`` under :func:`cache_dir` (keyed like :func:`reproduce_mix`)."""
     root = data_dir(root)
     entry = song(song_id, root)
-    rel = _mix_file(entry, engineer)
-    sums = manifest(root).get("checksums", {})
-    key = hashlib.sha256("|".join([CACHE_VERSION, "wet", song_id, engineer, sums.get(rel, "")]
-                                  + [sums.get(t["file"], "") for t in entry["tracks"]]).encode()).hexdigest()[:16]
+    key = _cache_key(root, entry, engineer, "wet")
     shape = (len(entry["tracks"]), 2, entry["samples"])
 
     def render_wet():
