@@ -38,7 +38,7 @@ from . import dsp
 from .dsp.console import ALL_NAMES, DEFAULT_N_PEAKS, STRIP_NAMES
 from .parameters import SPEC_BY_NAME, MixParams
 
-__all__ = ["PROCESSORS", "NEUTRAL", "initial_params", "fit", "prune", "active_processors", "processor_error",
+__all__ = ["PROCESSORS", "NEUTRAL", "initial_params", "fit", "prune", "active_processors", "with_neutral", "processor_error",
            "neutral_in", "evaluate_song", "results_table", "read_results", "RESULTS_FILE"]
 
 PROCESSORS = ("gain", "eq", "compressor", "pan", "reverb")
@@ -90,7 +90,9 @@ def _band_powers(x: torch.Tensor, sr: float, n_bands: int = 48) -> np.ndarray:
 def initial_params(stems: torch.Tensor, mix: torch.Tensor, sample_rate, pan_law: str = dsp.DEFAULT_PAN_LAW) -> MixParams:
     """Where :func:`fit` starts: per-track gain and pan from non-negative least squares of the mix's left and
     right band powers on the stems' band powers (``P_side ~ sum_i w_i P_i``, so ``w_i`` is the squared gain of
-    track ``i`` into that side), the rest as in :data:`START` (module docstring). ``stems`` (N, T), ``mix`` (2, T)."""
+    track ``i`` into that side), the rest as in :data:`START` (module docstring). A track that least squares gives no
+    weight (its band powers are explained by the others', common on short excerpts) starts centred at the median
+    gain of the rest, where the descent can still hear it and decide. ``stems`` (N, T), ``mix`` (2, T)."""
     from scipy.optimize import nnls
 
     stems, mix, sr = _inputs(stems, mix, sample_rate)
@@ -102,14 +104,18 @@ def initial_params(stems: torch.Tensor, mix: torch.Tensor, sample_rate, pan_law:
     pans = torch.linspace(0, 1, 201, dtype=torch.float64)
     gl, gr = (g.numpy() for g in dsp.pan_gains(pans, pan_law))
     p = dsp.default_params(1, n)
+    found = []
     for i in range(n):
-        if left[i] + right[i] < 1e-6:  # no trace of the track in the mix: start it quiet and centred
-            p["gain_db"][0, i] = -40.0
+        if left[i] + right[i] < 1e-6:  # no weight: the others' band powers explain the mix (collinear stems)
             continue
         k = int(np.argmin(np.abs(np.arctan2(right[i], left[i]) - np.arctan2(gr, gl))))
         p["pan"][0, i] = float(pans[k])
         g = math.hypot(left[i], right[i]) / math.hypot(gl[k], gr[k])
         p["gain_db"][0, i] = float(np.clip(20 * math.log10(g), SPEC_BY_NAME["gain_db"].low + 1, SPEC_BY_NAME["gain_db"].high - 1))
+        found.append(i)
+    others = [i for i in range(n) if i not in found]
+    if found and others:  # start those audible (the median gain, centred): at -40 dB a track gets no gradient
+        p["gain_db"][0, others] = float(p["gain_db"][0, found].median())
     for name, v in START.items():
         p[name] = torch.full_like(p[name], v)
     return MixParams(p, "full")
@@ -294,6 +300,22 @@ def prune(stems: torch.Tensor, mix: torch.Tensor, sample_rate, fitted: Mapping, 
     return _result(console, loss_of, {"base_loss": base, "limit": limit, "steps": attempts}, t0)
 
 
+def with_neutral(params: Mapping, removed: torch.Tensor) -> MixParams:
+    """A copy of a batch-1 console with the processors ``removed`` ``(N, 5)`` bool (columns :data:`PROCESSORS`) at
+    their :data:`NEUTRAL` settings: the graph with those processors taken out. ``benchmarks/reverse.py`` uses it to
+    make sparse consoles whose graph pruning should find."""
+    removed = torch.as_tensor(removed, dtype=torch.bool)
+    n = params["gain_db"].shape[-1]
+    if removed.shape != (n, len(PROCESSORS)):
+        _fail(f"removed must be (tracks, processors) = ({n}, {len(PROCESSORS)}); got {tuple(removed.shape)}.")
+    out = {k: v.detach().clone() for k, v in params.items()}
+    for j, proc in enumerate(PROCESSORS):
+        rows = removed[:, j]
+        for name, value in NEUTRAL[proc].items():
+            out[name][0, rows] = value
+    return MixParams(out, "full")
+
+
 def active_processors(params: Mapping) -> torch.Tensor:
     """``(N, 5)`` bool: which processors of a batch-1 console do something (not at their :data:`NEUTRAL`
     setting, within a small tolerance: 0.1 dB, ratio 1.01, pan 0.005, send -79 dB). For the engineer's known
@@ -375,26 +397,38 @@ def _comp_db(params: Mapping, level_db: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 def evaluate_song(song_id: str, engineer: str = "natural", seconds: float = 3.0, steps: int = 150,
-                  tolerance: float = 0.05, finetune_steps: int = 10) -> dict:
+                  tolerance: float = 0.05, finetune_steps: int = 10, sparsity: Optional[float] = None,
+                  seed: int = 0) -> dict:
     """Reverse-engineer the first ``seconds`` of a bundled song's ``engineer`` mix and score it against the known
     parameters: ``{"song", "tracks", "fit": processor_error, "pruned": processor_error, "fit_loss", "pruned_loss",
     "start_loss", "features_mape": the Part 4 feature groups' MAPE (percent) of the refitted (pruned) mix against the
     target, "removed": fraction,
     "removed_neutral": fraction of the removed processors the engineer had left neutral, "neutral_removed":
-    fraction of the engineer's neutral processors that were removed, "fit_s", "prune_s"}``."""
+    fraction of the engineer's neutral processors that were removed, "gain_db"/"pan": ``{"truth", "fit"}`` per
+    track, "removed_mask"/"neutral_mask": ``(N, 5)`` 0/1 lists over :data:`PROCESSORS`, "fit_s", "prune_s"}``."""
     from . import data, features
 
     n = round(seconds * data.SAMPLE_RATE)
     x = data.load_song(song_id)["tracks"][:, :n]
     y = data.reproduce_mix(song_id, engineer)[:, :n]
     truth = data.mix_params(song_id, engineer)
+    if sparsity is not None:
+        if not isinstance(sparsity, (int, float)) or isinstance(sparsity, bool) or not 0 < sparsity < 1:
+            _fail(f"sparsity must be a fraction in (0, 1) of processors to set neutral; got {sparsity!r}.")
+        g = torch.Generator().manual_seed(seed)
+        drop = torch.rand(x.shape[0], len(PROCESSORS), generator=g).flatten().argsort()[:round(sparsity * x.shape[0] * len(PROCESSORS))]
+        mask = torch.zeros(x.shape[0] * len(PROCESSORS), dtype=torch.bool)
+        mask[drop] = True
+        truth = with_neutral(truth, mask.view(x.shape[0], len(PROCESSORS)))
+        with torch.no_grad():
+            y = dsp.mix(x[None], data.SAMPLE_RATE, dict(truth))[0]
     fitted = fit(x, y, data.SAMPLE_RATE, steps=steps)
     pruned = prune(x, y, data.SAMPLE_RATE, fitted, tolerance=tolerance, finetune_steps=finetune_steps)
     with torch.no_grad():
         refit = dsp.mix(x[None], data.SAMPLE_RATE, dict(pruned["params"]))[0]
     groups = features.feature_mape(refit.double().numpy(), y.double().numpy(), data.SAMPLE_RATE)["groups"]
     removed, neutral = pruned["removed"], neutral_in(truth)
-    return {"song": song_id, "engineer": engineer, "tracks": int(x.shape[0]), "seconds": seconds,
+    return {"song": song_id, "engineer": engineer, "sparsity": sparsity, "tracks": int(x.shape[0]), "seconds": seconds,
             "start_loss": fitted["start_loss"], "fit_loss": fitted["loss"], "pruned_loss": pruned["loss"],
             "fit": processor_error(fitted["params"], truth, x, data.SAMPLE_RATE),
             "pruned": processor_error(pruned["params"], truth, x, data.SAMPLE_RATE),
@@ -404,7 +438,14 @@ def evaluate_song(song_id: str, engineer: str = "natural", seconds: float = 3.0,
             "neutral_removed": float((removed & neutral).sum() / max(int(neutral.sum()), 1)),
             "removed_by_processor": {p: float(removed[:, j].float().mean()) for j, p in enumerate(PROCESSORS)},
             "neutral_by_processor": {p: float(neutral[:, j].float().mean()) for j, p in enumerate(PROCESSORS)},
+            "gain_db": {"truth": _row(truth, "gain_db"), "fit": _row(fitted["params"], "gain_db")},
+            "pan": {"truth": _row(truth, "pan"), "fit": _row(fitted["params"], "pan")},
+            "removed_mask": removed.int().tolist(), "neutral_mask": neutral.int().tolist(),
             "fit_s": fitted["seconds"], "prune_s": pruned["seconds"]}
+
+
+def _row(params: Mapping, name: str) -> list:
+    return [round(float(v), 4) for v in params[name][0].detach().double()]
 
 
 RESULTS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
@@ -422,14 +463,17 @@ def _mean_ci(values) -> str:
 
 
 def results_table(results: Mapping) -> str:
-    """Markdown tables of ``benchmarks/reverse.py``'s results (:func:`read_results`): per task, the parameter error per
+    """Markdown tables of ``benchmarks/reverse.py``'s results (:func:`read_results`): per task and target (the
+    engineer's console, or a sparse one: :func:`evaluate_song`'s ``sparsity``), the parameter error per
     processor type after the fit and after pruning, then the loss, the Part 4 feature match, the pruning and the
     time per song (mean ± 95 % CI over songs, Student t)."""
     errs = ("gain_db", "pan", "eq_db", "compressor_db", "reverb_db", "reverb_t60_s")
     out = []
-    for task in dict.fromkeys(r["task"] for r in results["rows"]):
-        rows = [r for r in results["rows"] if r["task"] == task]
-        out += [f"**{task}** ({len(rows)} TEST songs)", "",
+    for task, sparsity in dict.fromkeys((r["task"], r.get("sparsity")) for r in results["rows"]):
+        rows = [r for r in results["rows"] if r["task"] == task and r.get("sparsity") == sparsity]
+        who = (f"the {rows[0]['engineer']} engineer" if sparsity is None else
+               f"a sparse {rows[0]['engineer']} engineer ({sparsity:.0%} of the processors set neutral)")
+        out += [f"**{task}, {who}** ({len(rows)} TEST songs)", "",
                 "| after | " + " | ".join(errs) + " |", "|---|" + "---|" * len(errs)]
         out += [f"| {stage} | " + " | ".join(_mean_ci([r[stage][e] for r in rows]) for e in errs) + " |"
                 for stage in ("fit", "pruned")]
@@ -451,11 +495,13 @@ def results_table(results: Mapping) -> str:
 
 
 def read_results(path: Optional[str] = None) -> Optional[dict]:
-    """``benchmarks/reverse_results.json`` as written by ``benchmarks/reverse.py``; ``None`` when absent."""
+    """``benchmarks/reverse_results.json`` as written by ``benchmarks/reverse.py``; ``None`` when absent or partial
+    (the benchmark writes the songs done so far with ``"partial": true`` while it runs)."""
     import json
 
     path = RESULTS_FILE if path is None else path
     if not os.path.isfile(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        results = json.load(f)
+    return None if results.get("partial") else results

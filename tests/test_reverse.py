@@ -122,4 +122,49 @@ def test_a_bundled_song_is_scored_against_the_engineers_settings_and_tabulated()
     assert 0 <= r["removed"] <= 1 and 0 <= r["removed_neutral"] <= 1 and 0 <= r["neutral_removed"] <= 1
     assert set(r["fit"]) == set(r["pruned"]) >= {"gain_db", "pan", "eq_db", "compressor_db", "reverb_db"}
     table = reverse.results_table({"rows": [dict(r, task="drums"), dict(r, task="drums", song="again")]})
-    assert "**drums** (2 TEST songs)" in table and "compressor_db" in table and table.count("\n| ") >= 6
+    assert "**drums, the natural engineer** (2 TEST songs)" in table and "compressor_db" in table
+    assert table.count("\n| ") >= 6
+
+
+def test_a_sparse_engineer_has_the_share_of_neutral_processors_asked_for():
+    from automix_lite import data
+
+    song = data.songs("drums", "test")[0]["id"]
+    r = reverse.evaluate_song(song, seconds=0.5, steps=1, tolerance=0.0, finetune_steps=0, sparsity=0.5, seed=2)
+    mask = torch.tensor(r["neutral_mask"])
+    assert r["sparsity"] == 0.5 and mask.float().mean() >= 0.5 - 1e-9
+    again = reverse.evaluate_song(song, seconds=0.5, steps=1, tolerance=0.0, finetune_steps=0, sparsity=0.5, seed=2)
+    assert again["neutral_mask"] == r["neutral_mask"]  # the drawn graph is seeded
+    assert "sparse natural engineer (50% of the processors set neutral)" in reverse.results_table(
+        {"rows": [dict(r, task="drums")]})
+    with pytest.raises(ValueError, match="sparsity"):
+        reverse.evaluate_song(song, seconds=0.5, steps=1, sparsity=1.5)
+
+
+def test_with_neutral_takes_exactly_the_given_processors_out():
+    p = dsp.default_params(1, 3)
+    p["gain_db"], p["pan"] = torch.tensor([[-4.0, 3.0, -1.0]]), torch.tensor([[0.2, 0.25, 0.7]])
+    p["ratio"], p["threshold_db"] = torch.full((1, 3), 3.0), torch.full((1, 3), -20.0)
+    p["high_shelf_gain_db"], p["reverb_send_db"] = torch.full((1, 3), 2.0), torch.full((1, 3), -12.0)
+    before = reverse.active_processors(p)
+    assert bool(before.all())
+    mask = torch.tensor([[True, False, False, True, False], [False, True, True, False, True], [False] * 5])
+    after = reverse.active_processors(reverse.with_neutral(p, mask))
+    assert torch.equal(after, before & ~mask)
+    assert float(p["gain_db"][0, 0]) == -4.0  # the input is not changed
+    with pytest.raises(ValueError, match="removed must be"):
+        reverse.with_neutral(p, torch.zeros(2, 5, dtype=torch.bool))
+
+
+def test_a_track_least_squares_gives_no_weight_starts_audible():
+    """Two stems with the same spectrum (one a scaled copy of the other) are collinear in band powers, so least
+    squares puts all the weight on one; the other must start where the descent can still hear it (it used to start
+    at -40 dB, where its gain gets almost no gradient)."""
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(SR, generator=g) * 0.1
+    x = torch.stack([a, 0.5 * a, torch.cumsum(torch.randn(SR, generator=g), 0) * 0.002])
+    p = dsp.default_params(1, 3)
+    p["gain_db"] = torch.tensor([[0.0, -2.0, 3.0]])
+    y = dsp.mix(x.unsqueeze(0), SR, p)[0]
+    start = reverse.initial_params(x, y, SR)["gain_db"][0]
+    assert start.min() > -20.0, start
