@@ -58,8 +58,8 @@ __all__ = ["SAMPLE_RATE", "ENGINEERS", "N_BANDS", "BAND_EDGES", "TARGET_LMR_LU",
            "input_features", "alter", "INTERMEDIATE_NAMES", "DIRECT_NAMES", "intermediate_targets", "direct_targets",
            "training_set", "LeadMLP", "train_model", "params_from_intermediate", "params_from_direct",
            "peak_response_db", "EQ_RANGE", "lead_spectra", "eq_batch", "EqCorrector", "train_eq_model", "predict_eq",
-           "spectral_error_db", "evaluate_eq", "METHODS", "evaluate", "summarize", "results_table", "read_results",
-           "RESULTS_FILE"]
+           "spectral_error_db", "evaluate_eq", "METHODS", "evaluate", "summarize", "results_table", "altered_table",
+           "read_results", "RESULTS_FILE", "BAND_CENTRES", "LOSS_FREQS", "THRESHOLDS_REL", "RATIOS"]
 
 SAMPLE_RATE = 44100
 ENGINEERS = ("natural", "punchy")
@@ -67,6 +67,7 @@ N_BANDS = 24
 BAND_EDGES = np.geomspace(40.0, 16000.0, N_BANDS + 1)
 """Edges (Hz) of the 24 log-spaced bands of :func:`band_energies` (as :mod:`automix_lite.fxnorm`'s)."""
 BAND_CENTRES = np.sqrt(BAND_EDGES[:-1] * BAND_EDGES[1:])
+"""Geometric centres (Hz) of those bands."""
 TARGET_LMR_LU = -3.0
 """The proposal's lead-to-mix ratio (its "-3 dB vocal-to-mix ratio"), LU."""
 TARGET_LRA_DB = 14.0
@@ -74,7 +75,7 @@ TARGET_LRA_DB = 14.0
 LRA_FRAME_MS, LRA_HOP_MS, LRA_PERCENTILES = 400.0, 100.0, (10.0, 95.0)
 ATTACK_MS, RELEASE_MS, KNEE_DB = 5.0, 100.0, 6.0
 """The rules' compressor ballistics (the engineers' lead row: 5 ms attack, 100 ms release, 6 dB knee)."""
-THRESHOLDS_REL = (-3.0, -6.0, -9.0, -12.0, -18.0)
+THRESHOLDS_REL = (3.0, 0.0, -4.0, -8.0, -12.0, -18.0)
 """The compressor grid's thresholds, dB relative to the lead's loudness at the compressor (:func:`rule_compressor`)."""
 RATIOS = (1.5, 2.0, 3.0, 4.0, 6.0)
 SILENCE_DB = -60.0
@@ -394,7 +395,9 @@ def _with(params: Mapping, batch: int = 1, **values) -> dict:
 def rule_compressor(lead, params: Mapping, backing=None, sample_rate: float = SAMPLE_RATE,
                     target_lra_db: float = TARGET_LRA_DB) -> dict:
     """The compressor setting from a small grid (ratio 1, and :data:`THRESHOLDS_REL` x :data:`RATIOS`, rendered in one
-    batch) whose wet lead has the loudness range (:func:`loudness_range_db`) closest to ``target_lra_db``.
+    batch) whose wet lead has the loudness range (:func:`loudness_range_db`) closest to ``target_lra_db``; among the
+    settings within 0.25 dB of the closest, the gentlest (least static gain reduction at the lead's loudness,
+    ``max(0, -threshold_rel) (1 - 1 / ratio)``).
 
     Thresholds sit relative to the lead's loudness at the compressor (the raw lead's LUFS plus ``gain_db``), so the
     choice does not depend on the gain. Compression only narrows the range: a lead whose uncompressed range is already
@@ -412,7 +415,10 @@ def rule_compressor(lead, params: Mapping, backing=None, sample_rate: float = SA
     p = _with(params, len(grid), threshold_db=thr, ratio=torch.tensor([r for _, r in grid]))
     y = lead_console(x, p, sample_rate)
     lra = [loudness_range_db(v, sample_rate) for v in y]
-    k = int(np.argmin([abs(v - target_lra_db) for v in lra]))
+    miss = np.array([abs(v - target_lra_db) for v in lra])
+    # the gentlest setting (least static gain reduction at the lead's loudness) among those within 0.25 dB of the best
+    reduction = np.array([max(0.0, -t) * (1 - 1 / r) for t, r in grid])
+    k = int(np.argmin(np.where(miss <= miss.min() + 0.25, reduction, np.inf)))
     out = _with(params, threshold_db=float(thr[k]), ratio=grid[k][1])
     return {"params": out, "threshold_db": float(thr[k]), "ratio": grid[k][1], "lra_db": lra[k],
             "lra_before_db": lra[0], "grid": [(t, r, v) for (t, r), v in zip(grid, lra)]}
@@ -432,7 +438,8 @@ def rule_params(lead, backing, tempo: float, sample_rate: float = SAMPLE_RATE, e
                 eq: bool = True, t60_s: Optional[float] = None, constants: Optional[Mapping] = None) -> dict:
     """The proposal's rule baseline: one-track console parameters for ``lead`` ``(T,)`` against ``backing`` ``(2, T)``.
 
-    In order: the masking EQ (:func:`masking_eq`, peak band 0; ``eq=False`` skips it); the reverb (``T60 = a + b *
+    In order: the masking EQ (:func:`masking_eq` of the lead at the gain that the uncorrected strip needs, peak band
+    0; ``eq=False`` skips it), so that no step depends on the raw lead's level; the reverb (``T60 = a + b *
     tempo``, send and return: :func:`rule_constants` of ``engineer``'s TRAIN mixes unless ``constants`` are given;
     ``t60_s`` overrides the line); a first gain (:func:`solve_gain`); the compressor (:func:`rule_compressor`,
     ``target_lra_db=None`` skips it); the gain again to ``target_lu`` with the compressor in place. Returns
@@ -444,7 +451,10 @@ def rule_params(lead, backing, tempo: float, sample_rate: float = SAMPLE_RATE, e
     t60 = c["t60_a"] + c["t60_b"] * tempo if t60_s is None else float(t60_s)
     t60 = min(5.0, max(0.1, t60))
     p = _with(neutral_params(), reverb_t60_s=t60, reverb_send_db=c["send_db"], reverb_return_db=c["return_db"])
-    e = masking_eq(x, b, sample_rate) if eq else None
+    # masking is measured with the lead at the level it will have in the mix, so the rules do not depend on the raw
+    # lead's recorded level
+    g0 = solve_gain(lead_console(x, p, sample_rate)[0], b, sample_rate, target_lu)
+    e = masking_eq(x * 10 ** (g0 / 20), b, sample_rate) if eq else None
     if e is not None:
         p = _with(p, peak_cutoff_hz=(0, e["peak_cutoff_hz"]), peak_gain_db=(0, e["peak_gain_db"]),
                   peak_q=(0, e["peak_q"]))
@@ -650,20 +660,21 @@ def train_model(kind: str, train: Mapping, val: Optional[Mapping] = None, steps:
 
 
 def params_from_intermediate(pred, lead, backing, tempo: float, sample_rate: float = SAMPLE_RATE,
-                             engineer: str = "natural", eq: bool = True) -> dict:
+                             engineer: str = "natural", eq: bool = True, constants: Optional[Mapping] = None) -> dict:
     """Post-processing of the intermediate model: :func:`rule_params` with the predicted lead-to-mix ratio as the
-    gain's target, the predicted loudness range as the compressor's and the predicted T60 (clipped to 0.1-5 s)."""
+    gain's target, the predicted loudness range as the compressor's and the predicted T60 (clipped to 0.1-5 s);
+    ``constants`` (send and return) as for :func:`rule_params`."""
     lmr, lra, t60 = (float(v) for v in np.asarray(pred).reshape(-1)[:3])
     return rule_params(lead, backing, tempo, sample_rate, engineer, target_lu=min(-0.5, max(-19.0, lmr)),
-                       target_lra_db=lra, eq=eq, t60_s=t60)
+                       target_lra_db=lra, eq=eq, t60_s=t60, constants=constants)
 
 
 def params_from_direct(pred, lead, backing, tempo: float, sample_rate: float = SAMPLE_RATE, engineer: str = "natural",
-                       eq: bool = True) -> dict:
+                       eq: bool = True, constants: Optional[Mapping] = None) -> dict:
     """The direct model's parameters: its gain, threshold, ratio and T60 (clipped to the console's ranges) in the rules'
-    strip (masking EQ, send and return of :func:`rule_params`)."""
+    strip (masking EQ, send and return of :func:`rule_params`, ``constants`` as there)."""
     gain, thr, l2r, t60 = (float(v) for v in np.asarray(pred).reshape(-1)[:4])
-    base = rule_params(lead, backing, tempo, sample_rate, engineer, target_lra_db=None, eq=eq)
+    base = rule_params(lead, backing, tempo, sample_rate, engineer, target_lra_db=None, eq=eq, constants=constants)
     p = _with(base["params"], gain_db=min(24.0, max(-48.0, gain)), threshold_db=min(0.0, max(-60.0, thr)),
               ratio=min(20.0, max(1.0, 2 ** l2r)), reverb_t60_s=min(5.0, max(0.1, t60)))
     return {"params": p, "eq": base["eq"], "compressor": None, "t60_s": float(p["reverb_t60_s"][0])}
@@ -676,7 +687,8 @@ def params_from_direct(pred, lead, backing, tempo: float, sample_rate: float = S
 EQ_RANGE = {"centre_hz": (200.0, 8000.0), "gain_db": (-12.0, 12.0), "q": 1.0}
 """The random peak EQ of the self-supervised task: centre log-uniform, gain uniform, fixed Q."""
 _EQ_FFT = 2048
-_LOSS_FREQS = np.geomspace(100.0, 12000.0, 64)
+LOSS_FREQS = np.geomspace(100.0, 12000.0, 64)
+"""The 64 log frequencies (Hz) on which the self-supervised EQ's loss compares responses."""
 
 
 def peak_response_db(freqs, centre_hz, gain_db, q=1.0, sample_rate: float = SAMPLE_RATE) -> torch.Tensor:
@@ -773,8 +785,8 @@ class EqCorrector(nn.Module):
 
 def _eq_loss(model: EqCorrector, b: Mapping) -> torch.Tensor:
     c, g = model(torch.as_tensor(b["x"], dtype=torch.float32))
-    want = -peak_response_db(_LOSS_FREQS, b["centre_hz"], b["gain_db"], EQ_RANGE["q"])
-    return (peak_response_db(_LOSS_FREQS, c, g, EQ_RANGE["q"]) - want).pow(2).mean()
+    want = -peak_response_db(LOSS_FREQS, b["centre_hz"], b["gain_db"], EQ_RANGE["q"])
+    return (peak_response_db(LOSS_FREQS, c, g, EQ_RANGE["q"]) - want).pow(2).mean()
 
 
 def train_eq_model(spectra: Optional[np.ndarray] = None, val_spectra: Optional[np.ndarray] = None, steps: int = 1500,
@@ -1010,6 +1022,17 @@ def results_table(results: Mapping) -> str:
         out += ["**Paired differences** (a − b over the songs, each song's mean over the engineers; negative: a is "
                 "closer)", "", head.replace("| method |", "| a − b |")]
         out += [f"| {pair_} | " + " | ".join(_fmt(v[k]) for k in metrics_) + " |" for pair_, v in s["paired"].items()]
+    return "\n".join(out)
+
+
+def altered_table(results: Mapping) -> str:
+    """Markdown: the lead-to-mix, gain and stereo-loss errors of every method and alteration in ``results["altered"]``
+    (:func:`read_results`; ``{"-10": evaluate(..., alteration_db=-10), ...}``), mean ± 95 % CI over the songs."""
+    out = ["| raw lead | engineer | method | lmr_error_lu | gain_error_db | stereo |", "|---|---|---|---|---|---|"]
+    for a, res in results["altered"].items():
+        for eng, by in summarize(res)["by"].items():
+            out += [f"| {a} dB | {eng} | {m} | " + " | ".join(_fmt(v[k]) for k in ("lmr_error_lu", "gain_error_db", "stereo"))
+                    + " |" for m, v in by.items()]
     return "\n".join(out)
 
 

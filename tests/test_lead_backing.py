@@ -104,6 +104,16 @@ def test_level_alteration_moves_only_the_direct_gain(real_pair):
     assert d6[0] == pytest.approx(d0[0] - 6.0) and np.array_equal(d6[1:], d0[1:])
 
 
+def test_the_rules_do_not_depend_on_the_raw_leads_level(real_pair):
+    p = real_pair
+    lead, back = p["lead"][: 3 * SR], p["backing"][:, : 3 * SR]
+    c = {"t60_a": 2.0, "t60_b": -0.005, "send_db": -14.0, "return_db": 0.0}
+    r0 = lb.rule_params(lead, back, p["tempo"], constants=c)
+    r9 = lb.rule_params(lead * 10 ** (-9 / 20), back, p["tempo"], constants=c)
+    assert r9["eq"]["band"] == r0["eq"]["band"]
+    assert float(r9["params"]["gain_db"][0, 0]) == pytest.approx(float(r0["params"]["gain_db"][0, 0]) + 9.0, abs=0.05)
+
+
 def _tiny_set(n=48, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, len(lb.FEATURE_NAMES)))
@@ -175,6 +185,8 @@ def test_results_table_and_read_results(tmp_path):
     assert "rules - naive" in table
     s = lb.summarize(res)
     assert s["paired"]["rules - naive"]["lmr_error_lu"][0] == pytest.approx(1.0)
+    alt = lb.altered_table({"altered": {"+10": res}})
+    assert "| +10 dB | natural | rules | 2.33 ± 1.43 | 4.00 ± 0.00 | 1.00 ± 0.00 |" in alt
     assert lb.read_results(str(tmp_path / "absent.json")) is None
     path = tmp_path / "r.json"
     path.write_text('{"evaluation": ' + __import__("json").dumps(res) + "}")
