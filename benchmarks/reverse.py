@@ -1,6 +1,7 @@
 """Chapter 5.4: reverse engineering the bundled TEST mixes (songs and drums) against the engineer's known settings.
 
     python benchmarks/reverse.py [--seconds 3] [--steps 150] [--tolerance 0.05] [--songs N] [--sparsity 0.667]
+                                 [--sparse-songs N] [--resume]
 
 For every TEST song of both tasks: :func:`automix_lite.reverse.evaluate_song` (fit the full console to the first
 ``--seconds`` of the natural engineer's mix, prune it within ``--tolerance``), then the same against a *sparse*
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -39,12 +39,22 @@ def main(argv=None) -> int:
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--songs", type=int, default=None)
     ap.add_argument("--sparsity", type=float, default=2 / 3, help="share of processors neutral in the sparse engineer")
+    ap.add_argument("--sparse-songs", type=int, default=None, help="songs per task of the sparse engineer (default all)")
+    ap.add_argument("--resume", action="store_true", help="keep the songs a partial reverse_results.json already has")
+    ap.add_argument("--note", default="", help="a sentence about the run (e.g. what else shared the machine)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    t0, rows = time.time(), []
+    rows = []
+    path = HERE / "reverse_results.json"
+    if args.resume and path.is_file():
+        old = json.loads(path.read_text())
+        rows = [r for r in old["rows"] if r["seconds"] == args.seconds] if old.get("partial") else []
+    done = {(r["song"], r.get("sparsity")) for r in rows}
     for sparsity in (None, args.sparsity):
         for task in ("songs", "drums"):
-            for k, entry in enumerate(data.songs(task, "test")[:args.songs]):
+            for k, entry in enumerate(data.songs(task, "test")[:args.songs if sparsity is None else args.sparse_songs]):
+                if (entry["id"], sparsity) in done:
+                    continue
                 r = reverse.evaluate_song(entry["id"], seconds=args.seconds, steps=args.steps, tolerance=args.tolerance,
                                           sparsity=sparsity, seed=k)
                 r["task"] = task
@@ -54,14 +64,15 @@ def main(argv=None) -> int:
                       f"{r['pruned_loss']:.3f}, removed {r['removed']:.0%} ({r['removed_neutral']:.0%} of them neutral), "
                       f"{r['fit_s'] + r['prune_s']:.0f} s", flush=True)
     out = {"rows": rows, "seconds": args.seconds, "steps": args.steps, "tolerance": args.tolerance, "sparsity": args.sparsity,
-           "machine": cpu_model(), "threads": 1, "wall_s": time.time() - t0}
+           "machine": cpu_model(), "threads": 1,
+           "note": args.note, "wall_s": sum(r["fit_s"] + r["prune_s"] for r in rows)}  # the searches' own time (a resumed run keeps it)
     _write(HERE / "reverse_results.json", out)
     md = ["# Reverse engineering the bundled TEST mixes (chapter 5.4)", "",
-          f"Produced by `python benchmarks/reverse.py` on {cpu_model()}, one thread, in {out['wall_s']:.0f} s: the "
+          f"Produced by `python benchmarks/reverse.py` on {cpu_model()}, one thread, {out['wall_s']:.0f} s of search in all: the "
           f"full console fitted to the first {args.seconds:g} s of the natural engineer's mix of every TEST song "
           f"({args.steps} Adam steps from the least-squares start), then pruned within {args.tolerance:.0%} of the "
           f"fitted loss; then the same against a sparse engineer ({args.sparsity:.0%} of the processors set neutral, drawn per "
-          "song). Errors against the known parameters (`reverse.processor_error`).", "",
+          "song). Errors against the known parameters (`reverse.processor_error`)." + (f" {args.note}" if args.note else ""), "",
           reverse.results_table(out)]
     (HERE / "REVERSE_RESULTS.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
