@@ -92,7 +92,9 @@ def initial_params(stems: torch.Tensor, mix: torch.Tensor, sample_rate, pan_law:
     right band powers on the stems' band powers (``P_side ~ sum_i w_i P_i``, so ``w_i`` is the squared gain of
     track ``i`` into that side), the rest as in :data:`START` (module docstring). A track that least squares gives no
     weight (its band powers are explained by the others', common on short excerpts) starts centred at the median
-    gain of the rest, where the descent can still hear it and decide. ``stems`` (N, T), ``mix`` (2, T)."""
+    gain of the rest, where the descent can still hear it and decide; likewise a pan starts within [0.05, 0.95] (one
+    side's weight can be zero for the same reason, and at 0 or 1 the pan's logit is saturated and gets no
+    gradient). ``stems`` (N, T), ``mix`` (2, T)."""
     from scipy.optimize import nnls
 
     stems, mix, sr = _inputs(stems, mix, sample_rate)
@@ -109,7 +111,7 @@ def initial_params(stems: torch.Tensor, mix: torch.Tensor, sample_rate, pan_law:
         if left[i] + right[i] < 1e-6:  # no weight: the others' band powers explain the mix (collinear stems)
             continue
         k = int(np.argmin(np.abs(np.arctan2(right[i], left[i]) - np.arctan2(gr, gl))))
-        p["pan"][0, i] = float(pans[k])
+        p["pan"][0, i] = float(pans[k].clamp(0.05, 0.95))  # at 0 or 1 the pan's logit is saturated: no gradient
         g = math.hypot(left[i], right[i]) / math.hypot(gl[k], gr[k])
         p["gain_db"][0, i] = float(np.clip(20 * math.log10(g), SPEC_BY_NAME["gain_db"].low + 1, SPEC_BY_NAME["gain_db"].high - 1))
         found.append(i)

@@ -168,3 +168,16 @@ def test_a_track_least_squares_gives_no_weight_starts_audible():
     y = dsp.mix(x.unsqueeze(0), SR, p)[0]
     start = reverse.initial_params(x, y, SR)["gain_db"][0]
     assert start.min() > -20.0, start
+
+
+def test_a_pan_least_squares_puts_at_the_edge_starts_inside():
+    """On the first 2 s of a bundled TEST song, least squares gives one track no weight on one side, which put its
+    start pan at exactly 1, where the pan's logit is saturated and the fit never moved it (the keys ended hard
+    right, the engineer had 0.61). Starts now stay inside [0.05, 0.95]."""
+    from automix_lite import data
+
+    n = 2 * data.SAMPLE_RATE
+    x = data.load_song("song_electronic_04")["tracks"][:, :n]
+    y = data.reproduce_mix("song_electronic_04", "natural")[:, :n]
+    start = reverse.initial_params(x, y, data.SAMPLE_RATE)["pan"][0]
+    assert float(start.min()) >= 0.05 - 1e-6 and float(start.max()) <= 0.95 + 1e-6, start
