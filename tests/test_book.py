@@ -130,6 +130,16 @@ def test_notebooks_stored_clean_and_badges_agree_with_config():
         assert ":class: dropdown" in src, f"{name} has no hidden exercise solutions"
 
 
+def test_every_chapter_is_in_the_toc_and_none_is_planned():
+    """Every notebook is a chapter of the book, and the welcome page and the README show no chapter as planned."""
+    listed = set(toc_files())
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert f"notebooks/{nb.stem}" in listed, f"{nb.name} is not in book/_toc.yml"
+    for page in ("book/welcome.md", "README.md"):
+        text = (ROOT / page).read_text()
+        assert "planned" not in text.lower(), f"{page} still shows a chapter as planned"
+
+
 COLAB_INSTALL_CELL = """import os, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository (package and bundled data) once
     if not os.path.isdir("automix-lite"):
