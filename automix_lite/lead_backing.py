@@ -623,7 +623,6 @@ def train_model(kind: str, train: Mapping, val: Optional[Mapping] = None, steps:
     ys = _stats(_targets(kind, train, g.uniform(-alter_db, alter_db, len(x))))
     model = LeadMLP(x.shape[1], 3 if kind == "intermediate" else 4, hidden, xs, ys)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
 
     def loss_of(xa, ya):
         z = (torch.as_tensor(xa, dtype=torch.float32) - model.x_mean) / model.x_std
@@ -633,21 +632,32 @@ def train_model(kind: str, train: Mapping, val: Optional[Mapping] = None, steps:
     if val is not None:
         va = np.random.default_rng(seed + 1).uniform(-alter_db, alter_db, len(val["x"]))
         vx, vy = alter(val["x"], va), _targets(kind, val, va)
+    def batch_loss():
+        idx = g.integers(0, len(x), batch_size)
+        a = g.uniform(-alter_db, alter_db, batch_size)
+        return loss_of(alter(x[idx], a), _targets(kind, {k: train[k][idx] for k in ("intermediate", "direct")}, a))
+
+    return _fit(model, opt, steps, batch_loss, None if val is None else (lambda: loss_of(vx, vy)), val_every)
+
+
+def _fit(model: nn.Module, opt, steps: int, batch_loss, val_loss, val_every: int) -> tuple:
+    """The loop both trainers share: ``steps`` optimiser steps on ``batch_loss()`` with a cosine decay of the learning
+    rate to 5 %, ``val_loss()`` (if given) every ``val_every`` steps and at the end, the best model kept. Returns
+    ``(model in eval mode, history {"step", "loss", "val_step", "val_loss", "best_val"})``."""
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     hist = {"step": [], "loss": [], "val_step": [], "val_loss": [], "best_val": None}
     best = (math.inf, None)
     for step in range(1, steps + 1):
-        idx = g.integers(0, len(x), batch_size)
-        a = g.uniform(-alter_db, alter_db, batch_size)
-        loss = loss_of(alter(x[idx], a), _targets(kind, {k: train[k][idx] for k in ("intermediate", "direct")}, a))
+        loss = batch_loss()
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         hist["step"].append(step)
         hist["loss"].append(loss.item())
-        if val is not None and (step % val_every == 0 or step == steps):
+        if val_loss is not None and (step % val_every == 0 or step == steps):
             with torch.no_grad():
-                v = float(loss_of(vx, vy))
+                v = float(val_loss())
             hist["val_step"].append(step)
             hist["val_loss"].append(v)
             if v < best[0]:
@@ -802,29 +812,9 @@ def train_eq_model(spectra: Optional[np.ndarray] = None, val_spectra: Optional[n
     rng = np.random.default_rng(seed)
     model = EqCorrector(hidden)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     vb = eq_batch(val_spectra, 256, np.random.default_rng(seed + 1))
-    hist = {"step": [], "loss": [], "val_step": [], "val_loss": [], "best_val": None}
-    best = (math.inf, None)
-    for step in range(1, steps + 1):
-        loss = _eq_loss(model, eq_batch(spectra, batch_size, rng))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        hist["step"].append(step)
-        hist["loss"].append(loss.item())
-        if step % val_every == 0 or step == steps:
-            with torch.no_grad():
-                v = float(_eq_loss(model, vb))
-            hist["val_step"].append(step)
-            hist["val_loss"].append(v)
-            if v < best[0]:
-                best = (v, {k: t.clone() for k, t in model.state_dict().items()})
-    model.load_state_dict(best[1])
-    hist["best_val"] = best[0]
-    model.eval()
-    return model, hist
+    return _fit(model, opt, steps, lambda: _eq_loss(model, eq_batch(spectra, batch_size, rng)),
+                lambda: _eq_loss(model, vb), val_every)
 
 
 def predict_eq(model: EqCorrector, lead, sample_rate: float = SAMPLE_RATE) -> dict:
