@@ -27,11 +27,12 @@ from .dsp.console import default_params, mix
 from .inference import active_mask
 
 __all__ = ["MIXERS", "excerpt", "baseline_mixer", "model_mixer", "evaluate", "frechet_by_mixer", "summarize",
-           "markdown_table", "metrics_table", "engineer_mixer", "every_mixer", "feature_metrics", "PERTURBATIONS", "BLIND_RELATIVE", "perturb", "meta_evaluate", "meta_summary", "meta_table"]
+           "markdown_table", "metrics_table", "engineer_mixer", "every_mixer", "feature_metrics", "PERTURBATIONS", "BLIND_RELATIVE", "perturb", "meta_evaluate", "meta_summary", "meta_table", "check_targets"]
 
 MIXERS = ("mono", "random", "knowledge", "knowledge (gain, pan)", "engineer (gain, pan)")
-"""Reference mixers of :func:`baseline_mixer`. The last is an oracle: the engineer's own gains and pans with
-everything else neutral, the best a gain-and-pan console can do by copying the engineer."""
+"""Reference mixers of :func:`baseline_mixer`. The last copies the engineer's own gains and pans with everything else
+neutral. It is not a bound for gain-and-pan mixers: the engineer's faders were set for its whole chain (EQ, compression
+with make-up gain, reverb), so a model that sets its own gains can beat it (chapter 3.3)."""
 
 
 def excerpt(song_id: str, seconds: Optional[float] = 8.0, engineer: str = "natural") -> dict:
@@ -235,6 +236,29 @@ def summarize(rows: list) -> dict:
                 continue
             half = float(stats.t.ppf(0.975, len(v) - 1) * v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0
             out[key][metric] = (float(v.mean()), half, len(v))
+    return out
+
+
+def check_targets(scores: Mapping[str, Mapping], mixer: str) -> list:
+    """The bar chapter 2.2 (``notebooks/07_baselines.ipynb``) sets for a learned mixer, checked on one task's
+    scores ``{mixer: {metric: (mean, ...)}}`` (``{m: summary[(task, m)]}`` of :func:`summarize`, or a bundled
+    checkpoint's ``metrics["test"]``): a stereo loss at least 30 % below the mono sum and the random mix and below
+    the knowledge mixer; where the mixer has parameters, a gain error within 2 dB and a pan error within 0.1.
+    Returns one ``{"target", "value", "limit", "met"}`` per target (``value`` and ``limit`` in the metric's unit)."""
+    if mixer not in scores:
+        raise ValueError(f"no scores for {mixer!r}; scored mixers: {sorted(scores)}")
+    mine = scores[mixer]
+    out = []
+    for base, factor, words in (("mono", 0.7, "at least 30 % below the mono sum"),
+                                ("random", 0.7, "at least 30 % below the random mix"),
+                                ("knowledge", 1.0, "below the knowledge mixer")):
+        if base in scores:
+            limit = factor * scores[base]["stereo"][0]
+            out.append({"target": f"stereo loss {words}", "value": mine["stereo"][0], "limit": limit,
+                        "met": mine["stereo"][0] < limit})
+    for metric, limit, words in (("gain_db", 2.0, "gain error within 2 dB"), ("pan", 0.1, "pan error within 0.1")):
+        if metric in mine:
+            out.append({"target": words, "value": mine[metric][0], "limit": limit, "met": mine[metric][0] <= limit})
     return out
 
 

@@ -25,7 +25,7 @@ import torch
 from .parameters import MixParams, as_params
 
 __all__ = ["AUDIO_EXTENSIONS", "SILENCE_DB", "CEILING_DB", "stem_files", "read_stems", "active_mask",
-           "estimate_params", "mix_stems", "crossfade_weights", "limit_peak", "render_params"]
+           "estimate_params", "analysis_windows", "mix_stems", "crossfade_weights", "limit_peak", "render_params"]
 
 AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".w64",
                     ".caf", ".au", ".snd", ".rf64")
@@ -200,6 +200,31 @@ def _windows(t: int, length: int, count: int) -> list:
     return sorted({round(k * (t - length) / (count - 1)) for k in range(count)})
 
 
+def analysis_windows(model, n_samples: int, sample_rate: Optional[int] = None, analysis_seconds: float = 30.0,
+                     windows: int = 6) -> tuple:
+    """The windows :func:`estimate_params` analyses a song of ``n_samples`` in: ``(length, starts)`` in samples
+    (taught in chapter 3.4, ``notebooks/14_inference.ipynb``). A model trained on segments of ``segment_seconds``
+    gets ``ceil(min(T, analysis_seconds) / segment) + 1`` windows of one segment, spread evenly from the start
+    to the end of the song; one without a segment length gets the whole song, or (a DMC longer than
+    ``analysis_seconds``) ``windows`` windows of ``analysis_seconds / windows``. A song no longer than one
+    window is one window at 0. (``estimate_params`` adds a window for a track that none of these hears.)"""
+    sr = int(sample_rate or model.sample_rate)
+    t = int(n_samples)
+    segment = getattr(model, "segment_seconds", None)
+    if segment:
+        length = int(segment * sr)
+        count = math.ceil(min(t, analysis_seconds * sr) / length) + 1
+    elif not _is_dmc(model):  # the protocol's None: the whole input at once
+        length, count = t, 1
+    else:
+        length, count = max(int(analysis_seconds * sr / max(windows, 1)), sr), windows
+        if t <= analysis_seconds * sr:
+            length = t
+    if t <= length:
+        return length, [0]
+    return length, _windows(t, length, count)
+
+
 @torch.no_grad()
 def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = None, sample_rate: Optional[int] = None,
                     analysis_seconds: float = 30.0, windows: int = 6) -> dict:
@@ -234,19 +259,9 @@ def estimate_params(model, tracks: torch.Tensor, mask: Optional[torch.Tensor] = 
     if not bool(mask.any()):
         raise ValueError(f"every stem is silent (RMS below {SILENCE_DB:g} dBFS); there is nothing to mix.")
     dev = device_of(model)
-    segment = model.segment_seconds
-    if segment:
-        length = int(segment * sr)
-        count = math.ceil(min(t, analysis_seconds * sr) / length) + 1
-    elif not dmc:  # the protocol's None: the whole input at once
-        length, count = t, 1
-    else:
-        length, count = max(int(analysis_seconds * sr / max(windows, 1)), sr), windows
-        if t <= analysis_seconds * sr:
-            length = t
+    length, starts = analysis_windows(model, t, sr, analysis_seconds, windows)
     if t <= length:
         return as_params(model.estimate(tracks.unsqueeze(0).to(dev), mask.unsqueeze(0).to(dev)))
-    starts = _windows(t, length, count)
     covered = torch.zeros(n, dtype=torch.bool)
     for s in starts:
         covered |= active_mask(tracks[:, s:s + length])

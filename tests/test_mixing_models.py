@@ -219,7 +219,7 @@ def test_train_checkpoint_resume_and_checksum(tmp_path):
 
 
 def test_train_with_the_parameter_loss_of_the_bundled_songs_model(tmp_path):
-    """The parameter loss (``param_weight`` > 0, as in configs/dmc_basic_songs_param.json, the bundled model's
+    """The parameter loss (``param_weight`` > 0, as in configs/dmc_basic_songs.json, the bundled model's
     config) trains: it once read the controls from the plain dict of values, which has none (AttributeError)."""
     cfg = dict(TINY, steps=2, val_every=2, param_weight=5.0)
     _, hist = train.train(cfg, out=str(tmp_path / "p"), progress=False, log=lambda *_: None)

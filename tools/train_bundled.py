@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 MODELS = {  # bundled name -> (training run = configs/RUN.json -> runs/RUN, description)
-    "dmc_basic_songs": ("dmc_basic_songs_param", "DMC, basic console (gain, pan), songs, stereo + parameter loss"),
+    "dmc_basic_songs": ("dmc_basic_songs", "DMC, basic console (gain, pan), songs, stereo + parameter loss"),
     "dmc_basic_drums": ("dmc_basic_drums", "DMC, basic console (gain, pan), drums"),
     "dmc_full_songs": ("dmc_full_songs", "DMC, full DSP console (gain, EQ, compressor, pan, reverb send), songs"),
     "wave_u_net_drums": ("wave_u_net_drums", "Mix-Wave-U-Net, drums"),
@@ -31,7 +31,7 @@ MODELS = {  # bundled name -> (training run = configs/RUN.json -> runs/RUN, desc
 COMPARE = {  # runs reported in the table but not bundled: label -> run
     "dmc_basic_drums + parameter loss": "dmc_basic_drums_param",
     "dmc_basic_drums + pretrained encoder": "dmc_basic_drums_pretrained",
-    "dmc_basic_songs, stereo loss only": "dmc_basic_songs",
+    "dmc_basic_songs, stereo loss only": "dmc_basic_songs_stereo_only",
 }
 SECONDS = 8.0  # evaluation excerpt, as chapter 2.2 in standard mode
 
@@ -67,6 +67,15 @@ close the drums gap: telling the model the track names (as the knowledge mixer i
 the overheads with the close microphones, and the longer GPU training of `configs/dmc_basic_songs_gpu.json` adapted
 to drums; none of these was run here. DMC-full, whose console can reproduce the engineer's EQ, compression and
 reverb, reaches {stereo("songs", "dmc_full_songs"):.2f} on songs after {full} CPU steps.
+
+The row "engineer (gain, pan)" is not a bound on what a gain-and-pan console can do. It copies the engineer's
+faders and pans into a console whose EQ, compressor and reverb are neutral, but the engineer set those faders for
+its whole chain (EQ boosts and cuts, compression with make-up gain, reverb), so without the chain its balance is
+off. A model that chooses its own gains for the same console can do better: on songs dmc_basic_songs scores
+{stereo("songs", "dmc_basic_songs"):.2f} against {stereo("songs", "engineer (gain, pan)"):.2f}; on drums
+dmc_basic_drums stays {"above" if stereo("drums", "dmc_basic_drums") > stereo("drums", "engineer (gain, pan)") else "below"} it ({stereo("drums", "dmc_basic_drums"):.2f} against
+{stereo("drums", "engineer (gain, pan)"):.2f}). What the row does measure is the part of the engineer's sound
+that the faders and pans alone cannot give.
 """
 
 
@@ -129,7 +138,9 @@ def card(name: str, ck: dict, summary: dict, table: str, digest: str, size: int)
         table, "",
         "Stereo loss after loudness matching against the engineer's mix; gain error with the mean offset removed; "
         "pan error up to a mirror image. `engineer (gain, pan)` copies the engineer's own gains and pans with "
-        "everything else neutral: the floor of a gain-and-pan console.", "",
+        "everything else neutral; the engineer set those faders for its whole chain (EQ, compression with make-up "
+        "gain, reverb), so the row is not the best a gain-and-pan console can do (a model that sets its own gains "
+        "can beat it).", "",
     ]
     if "stereo" in mine:
         lines += ["## In one line", "",
@@ -139,22 +150,24 @@ def card(name: str, ck: dict, summary: dict, table: str, digest: str, size: int)
 
 
 def target_lines(summary: dict) -> list:
-    """The issue's targets for DMC-basic, checked against the measured means (one line each)."""
+    """The targets of chapter 2.2 for DMC-basic (``evaluation.check_targets``), one line each."""
+    from automix_lite.evaluation import check_targets
+
     out = []
     for task in ("songs", "drums"):
-        m = summary.get((task, f"dmc_basic_{task}"))
-        if not m:
+        name = f"dmc_basic_{task}"
+        if (task, name) not in summary:
             continue
-        s = m["stereo"][0]
-        for base in ("mono", "random", "knowledge"):
-            b = summary[(task, base)]["stereo"][0]
-            need = 0.7 * b if base != "knowledge" else b
-            ok = s < need
-            what = f"at least 30 % below {base} ({b:.2f} -> below {need:.2f})" if base != "knowledge" else f"below knowledge ({b:.2f})"
-            out.append(f"- {task}: stereo loss {s:.2f} {what}: {'met' if ok else '**missed**'} "
+        scores = {m: v for (t, m), v in summary.items() if t == task}
+        for r, base in zip(check_targets(scores, name), ("mono", "random", "knowledge", None, None)):
+            verdict = "met" if r["met"] else "**missed**"
+            if base is None:
+                out.append(f"- {task}: {r['target'].replace('error', 'error ' + format(r['value'], '.3f' if 'pan' in r['target'] else '.2f') + (' dB' if 'gain' in r['target'] else ''), 1)}: {verdict}")
+                continue
+            s, b = r["value"], scores[base]["stereo"][0]
+            what = f"at least 30 % below {base} ({b:.2f} -> below {r['limit']:.2f})" if base != "knowledge" else f"below knowledge ({b:.2f})"
+            out.append(f"- {task}: stereo loss {s:.2f} {what}: {verdict} "
                        + (f"({100 * (1 - s / b):.0f} % below {base})" if s < b else f"({100 * (s / b - 1):.0f} % above {base})"))
-        out.append(f"- {task}: gain error {m['gain_db'][0]:.2f} dB within 2 dB: {'met' if m['gain_db'][0] <= 2 else '**missed**'}")
-        out.append(f"- {task}: pan error {m['pan'][0]:.3f} within 0.1: {'met' if m['pan'][0] <= 0.1 else '**missed**'}")
     return out
 
 
