@@ -69,7 +69,9 @@ class Refused(Exception):
 
 
 def is_solution_markdown(cell) -> bool:
-    return cell.cell_type == "markdown" and ":class: dropdown" in cell.source
+    """A markdown cell holding a dropdown admonition titled "Solution" (other dropdowns, e.g. a derivation, are prose)."""
+    return (cell.cell_type == "markdown" and ":class: dropdown" in cell.source
+            and re.search(r"^`{3,}\{admonition\}\s*Solution", cell.source, re.M) is not None)
 
 
 def is_solution_code(cell) -> bool:
