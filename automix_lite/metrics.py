@@ -22,7 +22,7 @@ from . import audio
 from ._checks import check_audio
 from .losses import StereoLoss
 
-__all__ = ["side_to_mid_db", "matched_stereo_loss", "gain_error_db", "pan_error"]
+__all__ = ["side_to_mid_db", "matched_stereo_loss", "gain_error_db", "pan_error", "pan_sides"]
 
 
 def side_to_mid_db(mix: torch.Tensor) -> float:
@@ -67,3 +67,18 @@ def pan_error(params: Mapping, ref: Mapping, mirror: bool = True) -> float:
     a, b = _track_param(params, ref, "pan")
     err = float((a - b).abs().mean())
     return min(err, float((1 - a - b).abs().mean())) if mirror else err
+
+
+def pan_sides(params: Mapping, ref: Mapping, centre: float = 0.05) -> list:
+    """Where each track of ``params`` sits against ``ref`` (pans ``(1, N)`` in [0, 1]), one word per track:
+    ``"centre"`` (both within ``centre`` of 0.5), ``"same side"``, ``"mirrored"`` (the other side),
+    ``"centred"`` (the reference is off-centre, ``params`` is not) or ``"off-centre"`` (the reverse). Read with
+    :func:`pan_error` in chapter 3.4 (``notebooks/14_inference.ipynb``): the error forgives a mirror image of the
+    whole mix, not one track on the wrong side."""
+    a, b = _track_param(params, ref, "pan")
+    out = []
+    for x, y in zip(a.reshape(-1).tolist(), b.reshape(-1).tolist()):
+        ax, by = abs(x - 0.5) <= centre, abs(y - 0.5) <= centre
+        out.append("centre" if ax and by else "centred" if ax else "off-centre" if by else
+                   "same side" if (x - 0.5) * (y - 0.5) > 0 else "mirrored")
+    return out

@@ -23,10 +23,7 @@ from test_book import NOTEBOOKS as BOOK_NOTEBOOKS, book, page  # noqa: E402,F401
 
 # Notebooks whose solutions are still dropdown markdown: empty this set as they are converted
 # (`python tools/hide_solutions.py notebooks/NN_*.ipynb`, then grade the exercises by hand).
-NOT_YET_CONVERTED = {
-    "03_equalization", "05_reverb", "06_channel_strip_console", "07_baselines", "09_neural_proxies",
-    "11_datasets", "12_models", "13_training", "14_inference",
-}
+NOT_YET_CONVERTED: set = set()
 
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 LEVEL_RE = re.compile(r"\((warm-up|core|challenge)\)")

@@ -32,3 +32,15 @@ def test_the_bundled_drums_model_misses_the_knowledge_mixer_and_the_pan_target()
     test = pretrained.load_checkpoint("dmc_basic_drums")["metrics"]["test"]
     missed = [r["target"] for r in evaluation.check_targets(test, "dmc_basic_drums") if not r["met"]]
     assert missed == ["stereo loss below the knowledge mixer", "pan error within 0.1"]
+
+
+def test_pan_sides_names_where_each_track_sits_against_the_reference():
+    import torch
+
+    from automix_lite import metrics
+
+    model = {"pan": torch.tensor([[0.5, 0.2, 0.8, 0.52, 0.7]])}
+    engineer = {"pan": torch.tensor([[0.51, 0.3, 0.3, 0.9, 0.5]])}
+    assert metrics.pan_sides(model, engineer) == ["centre", "same side", "mirrored", "centred", "off-centre"]
+    with pytest.raises(ValueError, match="same song"):
+        metrics.pan_sides(model, {"pan": torch.zeros(1, 3)})
