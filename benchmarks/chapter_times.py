@@ -89,8 +89,8 @@ def write(results: dict, machine: str, note: str = "") -> None:
                     f"{r['mode']} | {t} | {r['slowest_cell']:.0f} s | {r['solutions']:.0f} s |")
     total = sum(r["seconds"] for r in results.values())
     text = (f"Measured by `python benchmarks/chapter_times.py` on {machine}, one thread per kernel, "
-            f"{datetime.date.today().isoformat()}: every chapter executed from a fresh kernel "
-            f"({total / 60:.0f} min in all)." + (f" {note}" if note else "") + "\n\n" + "\n".join(rows) + "\n")
+            f"{datetime.date.today().isoformat()}: each chapter listed executed from a fresh kernel "
+            f"({total / 60:.0f} min in all); a chapter not listed has not been measured yet." + (f" {note}" if note else "") + "\n\n" + "\n".join(rows) + "\n")
     tmp = MARKDOWN.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, MARKDOWN)

@@ -86,7 +86,6 @@ def test_svg_is_self_contained(name):
         assert not re.search(r"url\(\s*['\"]?(?!#)", style), f"{name} has a url() to something outside the file"
 
 
-@pytest.mark.xfail(strict=False, reason="figures are inserted into the chapters separately")
 @pytest.mark.parametrize("name", sorted(FIGURE_PAGES))
 def test_figure_is_used_by_its_page(name):
     page = os.path.join(ROOT, FIGURE_PAGES[name])
