@@ -27,7 +27,8 @@ from .dsp.console import default_params, mix
 from .inference import active_mask
 
 __all__ = ["MIXERS", "excerpt", "baseline_mixer", "model_mixer", "evaluate", "frechet_by_mixer", "summarize",
-           "markdown_table", "metrics_table", "engineer_mixer", "every_mixer", "feature_metrics", "PERTURBATIONS", "BLIND_RELATIVE", "perturb", "meta_evaluate", "meta_summary", "meta_table", "check_targets"]
+           "markdown_table", "metrics_table", "engineer_mixer", "every_mixer", "feature_metrics", "PERTURBATIONS", "BLIND_RELATIVE", "perturb", "meta_evaluate", "meta_summary", "meta_table", "check_targets",
+           "ROLE_OF_NAME", "item_example", "evaluate_items"]
 
 MIXERS = ("mono", "random", "knowledge", "knowledge (gain, pan)", "engineer (gain, pan)")
 """Reference mixers of :func:`baseline_mixer`. The last copies the engineer's own gains and pans with everything else
@@ -158,7 +159,7 @@ def _metric_values(fns, y, target) -> dict:
 def _score(y, params, ex, loss, extra=None) -> dict:
     row = {"stereo": metrics.matched_stereo_loss(y, ex["target"], data.SAMPLE_RATE, loss)}
     row.update(_metric_values(extra, y, ex["target"]))
-    if params is not None and "gain_db" in params and "pan" in params:
+    if params is not None and ex["params"] is not None and "gain_db" in params and "pan" in params:
         m = ex["mask"][0]
         sub = lambda p: {k: p[k][:, m] for k in ("gain_db", "pan")}  # noqa: E731 - audible tracks only
         row["gain_db"] = metrics.gain_error_db(sub(params), sub(ex["params"]))
@@ -188,16 +189,74 @@ def evaluate(mixers: Mapping[str, Callable], task: str = "songs", split: str = "
         ex = excerpt(entry["id"], seconds, engineer)
         target_embedding = embed(ex["target"]) if embed is not None else None
         for name, fn in mixers.items():
-            with torch.no_grad():
-                y, params = fn(ex)
-            if isinstance(y, list):
-                scores = [_score(a, b, ex, loss, extra) for a, b in zip(y, params)]
-                row = {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
-            else:
-                row = _score(y, params, ex, loss, extra)
+            row = _run_and_score(fn, ex, loss, extra, embed)
             if embed is not None:
-                row["embedding"], row["target_embedding"] = embed(y[0] if isinstance(y, list) else y), target_embedding
+                row["target_embedding"] = target_embedding
             rows.append({"mixer": name, "task": task, "song": entry["id"], **row})
+    return rows
+
+
+def _run_and_score(fn, ex, loss, extra=None, embed=None) -> dict:
+    """One mixer on one example: its scores (the mean over the draws of a mixer that returns several mixes) and,
+    with ``embed``, the ``"embedding"`` of its (first) mix."""
+    with torch.no_grad():
+        y, params = fn(ex)
+    if isinstance(y, list):
+        scores = [_score(a, b, ex, loss, extra) for a, b in zip(y, params)]
+        row = {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
+    else:
+        row = _score(y, params, ex, loss, extra)
+    if embed is not None:
+        row["embedding"] = embed(y[0] if isinstance(y, list) else y)
+    return row
+
+
+ROLE_OF_NAME = {"hi-hat": "hihat", "vocals": "lead", "other": "keys", "drum set": "drums", "electric bass": "bass",
+                "double bass": "bass", "male singer": "lead", "female singer": "lead", "vocalists": "lead",
+                "piano": "keys", "electric piano": "keys", "synthesizer": "pad", "acoustic guitar": "guitar",
+                "clean electric guitar": "guitar", "distorted electric guitar": "guitar"}
+"""Track names of the real sets (ENST-drums microphones, MUSDB18-HQ / DSD100 sources, common MedleyDB instruments)
+-> the bundled roles the knowledge-based mixer knows; a name not here is used lower-cased as it is."""
+
+
+def item_example(item: Mapping) -> dict:
+    """The example dict of this module's mixers for one item of a real-set loader (``automix_lite.data``:
+    ``ENSTDrums``, ``MedleyDB``, ``MUSDB18HQ``, ``DSD100``; taught in ``notebooks/23_real_data_lab.ipynb``):
+    ``tracks (1, K, T)`` the item's K real tracks, ``mask`` the audible ones (-60 dBFS, chapter 2.2), ``target
+    (1, 2, T)`` the item's own mix, ``roles`` from :data:`ROLE_OF_NAME`, no ``params`` and no tempo (a real set
+    has neither, so only audio metrics apply and the knowledge-based mixer uses its default reverb timing)."""
+    missing = [k for k in ("tracks", "mask", "mix", "names", "song") if k not in item]
+    if missing:
+        raise ValueError(f"a loader item needs the keys tracks, mask, mix, names and song; {missing} missing "
+                         "(items of automix_lite.data.ENSTDrums, MedleyDB, MUSDB18HQ and DSD100 have them).")
+    tracks, mix_ = torch.as_tensor(item["tracks"]), torch.as_tensor(item["mix"])
+    k = int(torch.as_tensor(item["mask"]).sum())
+    if tracks.dim() != 2 or not 1 <= k <= tracks.shape[0] or len(item["names"]) != k:
+        raise ValueError(f"item {item['song']!r}: tracks must be (max_tracks, T) with mask.sum() real rows, one name "
+                         f"each; got tracks {tuple(tracks.shape)}, {k} real rows and {len(item['names'])} names.")
+    if mix_.shape != (2, tracks.shape[-1]):
+        raise ValueError(f"item {item['song']!r}: the mix must be stereo (2, T) with the tracks' T = "
+                         f"{tracks.shape[-1]}; got {tuple(mix_.shape)}.")
+    x = tracks[None, :k].float()
+    roles = [ROLE_OF_NAME.get(str(n).lower(), str(n).lower()) for n in item["names"]]
+    return {"tracks": x, "mask": active_mask(x), "target": mix_[None].float(), "params": None, "roles": roles,
+            "entry": {"id": item["song"], "tempo": None}}
+
+
+def evaluate_items(mixers: Mapping[str, Callable], items: Sequence[Mapping], task: str = "real",
+                   extra: Optional[Mapping[str, Callable]] = None) -> list:
+    """Rows like :func:`evaluate`'s, for items of a real-set loader (:func:`item_example`) scored against each
+    item's own mix: ``{"mixer", "task", "song", "stereo", ...}`` (no ``gain_db`` / ``pan``: a real set stores
+    no console settings), ready for :func:`summarize`. ``mixers`` as for :func:`evaluate`, except those that
+    need the stored parameters (``"engineer (gain, pan)"``, :func:`engineer_mixer`)."""
+    from .losses import StereoLoss
+
+    loss = StereoLoss()
+    rows = []
+    for item in items:
+        ex = item_example(item)
+        rows += [{"mixer": name, "task": task, "song": item["song"], **_run_and_score(fn, ex, loss, extra)}
+                 for name, fn in mixers.items()]
     return rows
 
 
@@ -244,7 +303,9 @@ def check_targets(scores: Mapping[str, Mapping], mixer: str) -> list:
     scores ``{mixer: {metric: (mean, ...)}}`` (``{m: summary[(task, m)]}`` of :func:`summarize`, or a bundled
     checkpoint's ``metrics["test"]``): a stereo loss at least 30 % below the mono sum and the random mix and below
     the knowledge mixer; where the mixer has parameters, a gain error within 2 dB and a pan error within 0.1.
-    Returns one ``{"target", "value", "limit", "met"}`` per target (``value`` and ``limit`` in the metric's unit)."""
+    Returns one ``{"target", "metric", "base", "value", "limit", "unit", "met"}`` per target: ``metric`` the score
+    checked, ``base`` the baseline a stereo-loss target is measured against (``None`` for the parameter targets),
+    ``value`` and ``limit`` in ``unit`` (``"dB"`` for the gain error, ``""`` otherwise)."""
     if mixer not in scores:
         raise ValueError(f"no scores for {mixer!r}; scored mixers: {sorted(scores)}")
     mine = scores[mixer]
@@ -254,11 +315,13 @@ def check_targets(scores: Mapping[str, Mapping], mixer: str) -> list:
                                 ("knowledge", 1.0, "below the knowledge mixer")):
         if base in scores:
             limit = factor * scores[base]["stereo"][0]
-            out.append({"target": f"stereo loss {words}", "value": mine["stereo"][0], "limit": limit,
-                        "met": mine["stereo"][0] < limit})
-    for metric, limit, words in (("gain_db", 2.0, "gain error within 2 dB"), ("pan", 0.1, "pan error within 0.1")):
+            out.append({"target": f"stereo loss {words}", "metric": "stereo", "base": base, "value": mine["stereo"][0],
+                        "limit": limit, "unit": "", "met": mine["stereo"][0] < limit})
+    for metric, limit, unit, words in (("gain_db", 2.0, "dB", "gain error within 2 dB"),
+                                       ("pan", 0.1, "", "pan error within 0.1")):
         if metric in mine:
-            out.append({"target": words, "value": mine[metric][0], "limit": limit, "met": mine[metric][0] <= limit})
+            out.append({"target": words, "metric": metric, "base": None, "value": mine[metric][0], "limit": limit,
+                        "unit": unit, "met": mine[metric][0] <= limit})
     return out
 
 

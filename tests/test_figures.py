@@ -92,3 +92,64 @@ def test_figure_is_used_by_its_page(name):
     with open(page, encoding="utf-8") as f:
         text = f.read()
     assert f"images/{name}" in text, f"{FIGURE_PAGES[name]} does not show book/images/{name}"
+
+
+def _figure_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_figures", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _config(name):
+    from automix_lite import train
+
+    return train.load_config(os.path.join(ROOT, "configs", f"{name}.json"))
+
+
+def _n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_figure_numbers_are_the_bundled_models():
+    """The sizes the figures print (make_figures' PROXY, WAVE_U_NET, STYLE_TRACK, STYLE_MIX) are those of the models
+    the configs build, so a changed config fails here until the dicts and the SVGs are updated."""
+    import torch.nn as nn
+
+    from automix_lite import train
+    from automix_lite.models import style, style_mix
+
+    fig = _figure_module()
+    P, U, S, M = fig.PROXY, fig.WAVE_U_NET, fig.STYLE_TRACK, fig.STYLE_MIX
+
+    proxy = train.build_model(_config("proxy_cpu"))
+    convs = [b.conv for b in proxy.blocks]
+    linears = [m for m in proxy.generator if isinstance(m, nn.Linear)]
+    assert (len(proxy.blocks), convs[0].kernel_size[0], convs[0].out_channels) == (P["n_blocks"], P["kernel"], P["channels"])
+    assert [c.dilation[0] for c in convs] == [P["growth"] ** i for i in range(P["n_blocks"])]
+    assert (proxy.cond_dim, tuple(m.out_features for m in linears)) == (P["cond"], P["hidden"])
+    assert (proxy.receptive_field, _n_params(proxy)) == (P["rf"], P["n_params"])
+
+    cfg = _config("wave_u_net_drums")
+    unet = train.build_model(cfg)
+    assert (cfg["max_tracks"], cfg["model_args"]["depth"], cfg["model_args"]["channels"], cfg["model_args"]["growth"]) \
+        == (U["n_tracks"], U["depth"], U["channels"], U["growth"])
+    kernels = {m.kernel_size[0] for m in unet.modules() if isinstance(m, nn.Conv1d) and m.kernel_size[0] > 1}
+    assert kernels == {U["k_down"], U["k_up"]} and _n_params(unet) == U["n_params"]
+
+    cfg = _config("style_track")
+    track = style.build_model(cfg)
+    assert {k: cfg[k] for k in ("n_mels", "channels", "embed_dim", "hidden", "param_weight", "corrupt_prob")} \
+        == {k: S[k] for k in ("n_mels", "channels", "embed_dim", "hidden", "param_weight", "corrupt_prob")}
+    first, last = track.controller[0], track.controller[-1]
+    assert (first.in_features, first.out_features, last.out_features) == (3 * (S["embed_dim"] + 2 * S["n_mels"]),
+                                                                        S["hidden"], S["controls"])
+
+    cfg = _config("style_mix")
+    mix = style_mix.build_model(cfg)
+    assert (cfg["n_mels"], tuple(cfg["widths"]), cfg["dim"], cfg["layers"], cfg["heads"], cfg["param_weight"],
+            tuple(cfg["fractions"])) == (M["n_mels"], M["widths"], M["dim"], M["layers"], M["heads"],
+                                         M["param_weight"], M["fractions"])
+    assert mix.track_head[-1].out_features == M["track_controls"] and len(mix.transformer.layers) == M["layers"]

@@ -47,3 +47,69 @@ def test_wrong_or_empty_folder_gives_one_line_with_the_layout(kind, tmp_path):
             LOADERS[kind](root)
         message = str(err.value)
         assert "\n" not in message and "expected layout" in message and LOADERS[kind].layout in message
+
+
+def _item_from_bundled(seconds=1.0):
+    """A loader-like item made from a bundled test song: its stems under ENST microphone names, its mix the target."""
+    import torch
+
+    entry = data.songs("drums", "test")[0]
+    s = data.load_song(entry["id"])
+    n = round(seconds * data.SAMPLE_RATE)
+    names = ["hi-hat" if r == "hihat" else r for r in s["roles"]]
+    k = len(names)
+    tracks = torch.zeros(10, n)
+    tracks[:k] = s["tracks"][:, :n]
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[:k] = True
+    return {"tracks": tracks, "mask": mask, "mix": data.reproduce_mix(entry["id"], "natural")[:, :n], "names": names,
+            "song": entry["id"]}, s["roles"]
+
+
+def test_item_example_keeps_the_real_rows_and_maps_the_names_to_roles():
+    from automix_lite import evaluation
+
+    item, roles = _item_from_bundled()
+    ex = evaluation.item_example(item)
+    k = len(roles)
+    assert ex["tracks"].shape == (1, k, item["tracks"].shape[-1]) and ex["target"].shape == (1, 2, item["tracks"].shape[-1])
+    assert ex["roles"] == roles  # "hi-hat" -> "hihat", the rest unchanged
+    assert ex["params"] is None and ex["entry"] == {"id": item["song"], "tempo": None}
+    assert evaluation.item_example({**item, "names": ["Male Singer"] * k})["roles"] == ["lead"] * k
+
+
+def test_evaluate_items_scores_each_mixer_against_the_items_mix_like_the_metric_itself():
+    import torch
+
+    from automix_lite import evaluation, metrics, pretrained
+
+    item, _ = _item_from_bundled()
+    mixers = {"mono": evaluation.baseline_mixer("mono"), "random": evaluation.baseline_mixer("random", seeds=2),
+              "knowledge": evaluation.baseline_mixer("knowledge"),
+              "dmc_basic_drums": evaluation.model_mixer(pretrained.load("dmc_basic_drums"))}
+    rows = evaluation.evaluate_items(mixers, [item, item], task="enst")
+    assert [r["mixer"] for r in rows] == list(mixers) * 2 and {r["task"] for r in rows} == {"enst"}
+    assert all(set(r) == {"mixer", "task", "song", "stereo"} for r in rows)  # no parameter errors on real data
+    ex = evaluation.item_example(item)
+    with torch.no_grad():
+        y, _ = mixers["mono"](ex)
+    assert rows[0]["stereo"] == pytest.approx(metrics.matched_stereo_loss(y, ex["target"], data.SAMPLE_RATE))
+    draws, _ = mixers["random"](ex)
+    mean = sum(metrics.matched_stereo_loss(d, ex["target"], data.SAMPLE_RATE) for d in draws) / 2
+    assert rows[1]["stereo"] == pytest.approx(mean)
+    summary = evaluation.summarize(rows)
+    assert summary[("enst", "mono")]["stereo"][0] == pytest.approx(rows[0]["stereo"])
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda it: {k: v for k, v in it.items() if k != "mix"}, "missing"),
+    (lambda it: {**it, "mix": it["mix"][:1]}, "must be stereo"),
+    (lambda it: {**it, "names": it["names"][:-1]}, "one name each"),
+])
+def test_a_bad_item_is_refused_in_one_line(change, words):
+    from automix_lite import evaluation
+
+    item, _ = _item_from_bundled(seconds=0.2)
+    with pytest.raises(ValueError, match=words) as err:
+        evaluation.item_example(change(item))
+    assert "\n" not in str(err.value)

@@ -19,6 +19,15 @@ def test_each_target_has_its_limit_and_boundaries():
                    "stereo loss below the knowledge mixer": False, "gain error within 2 dB": False, "pan error within 0.1": True}
 
 
+def test_each_target_names_its_metric_baseline_and_unit_even_when_a_baseline_is_missing():
+    s = scores(2.0)
+    del s["random"]
+    res = evaluation.check_targets(s, "m")
+    assert [(r["metric"], r["base"], r["unit"]) for r in res] == [
+        ("stereo", "mono", ""), ("stereo", "knowledge", ""), ("gain_db", None, "dB"), ("pan", None, "")]
+    assert [r["limit"] for r in res] == pytest.approx([7.0, 3.0, 2.0, 0.1])
+
+
 def test_a_mixer_without_parameters_is_graded_on_the_stereo_loss_only_and_unknown_names_are_refused():
     s = scores(2.0)
     s["w"] = {"stereo": (2.0, 0, 1)}

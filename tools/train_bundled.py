@@ -159,15 +159,19 @@ def target_lines(summary: dict) -> list:
         if (task, name) not in summary:
             continue
         scores = {m: v for (t, m), v in summary.items() if t == task}
-        for r, base in zip(check_targets(scores, name), ("mono", "random", "knowledge", None, None)):
+        for r in check_targets(scores, name):
             verdict = "met" if r["met"] else "**missed**"
-            if base is None:
-                out.append(f"- {task}: {r['target'].replace('error', 'error ' + format(r['value'], '.3f' if 'pan' in r['target'] else '.2f') + (' dB' if 'gain' in r['target'] else ''), 1)}: {verdict}")
+            value, base = r["value"], r["base"]
+            if base is None:  # a parameter target: "gain error 1.23 dB within 2 dB"
+                words, rest = r["target"].split(" within ")
+                number = f"{value:.3f}" if r["metric"] == "pan" else f"{value:.2f}"
+                out.append(f"- {task}: {words} {number}{' ' + r['unit'] if r['unit'] else ''} within {rest}: {verdict}")
                 continue
-            s, b = r["value"], scores[base]["stereo"][0]
-            what = f"at least 30 % below {base} ({b:.2f} -> below {r['limit']:.2f})" if base != "knowledge" else f"below knowledge ({b:.2f})"
-            out.append(f"- {task}: stereo loss {s:.2f} {what}: {verdict} "
-                       + (f"({100 * (1 - s / b):.0f} % below {base})" if s < b else f"({100 * (s / b - 1):.0f} % above {base})"))
+            b = scores[base]["stereo"][0]
+            what = (f"below knowledge ({b:.2f})" if base == "knowledge"
+                    else f"at least 30 % below {base} ({b:.2f} -> below {r['limit']:.2f})")
+            side = f"{100 * (1 - value / b):.0f} % below" if value < b else f"{100 * (value / b - 1):.0f} % above"
+            out.append(f"- {task}: stereo loss {value:.2f} {what}: {verdict} ({side} {base})")
     return out
 
 

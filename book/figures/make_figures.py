@@ -16,8 +16,10 @@ matplotlib only. The figures show what the package implements, with the numbers 
 - ``formulations.svg``   the formulations of ``book/automatic_mixing.md`` ("Deep learning"): direct
   transformation, and parameter estimation with a parameter loss or an audio loss.
 
-The numbers are written here by hand (read from the code and configs named above); ``tests/test_figures.py``
-checks that the committed SVGs are what this script writes, so a change here must be followed by a rerun.
+The models' numbers sit in the dicts ``PROXY``, ``WAVE_U_NET``, ``STYLE_TRACK`` and ``STYLE_MIX`` (the script needs
+matplotlib only, not torch); ``tests/test_figures.py`` builds each model from its config and checks those numbers
+against it, and checks that the committed SVGs are what this script writes, so a changed config or a changed
+figure fails a test until the figures are drawn again.
 
 Output is deterministic (fixed ``svg.hashsalt``, no date in the metadata), text stays text
 (``svg.fonttype: none``, DejaVu Sans with Arial / Helvetica / sans-serif as fallbacks, all narrower, so the text
@@ -327,7 +329,7 @@ def fig_tcn_film(out_dir):
     W, H = 10.0, 6.9
     fig, ax = canvas(W, H, "The neural proxy: a FiLM-conditioned TCN (models.tcn.TCN)",
                      f"As bundled (configs/proxy_cpu.json): TCN-10, {P['channels']} channels, kernel {P['kernel']}, "
-                     f"direct path; receptive field {P['rf']} samples (139.2 ms at 44.1 kHz), "
+                     f"direct path; receptive field {P['rf']} samples ({P['rf'] / 44.1:.1f} ms at 44.1 kHz), "
                      f"{P['n_params']:,} parameters")
     # conditioning
     cy = 5.72
@@ -582,7 +584,18 @@ def _data_card(ax, x0, y0, x1, y1, title):
     ax.text(x0 + 0.1, y1 - 0.1, title, ha="left", va="top", fontsize=7.8, fontweight="bold", color=KINDS["loss"][1])
 
 
+STYLE_TRACK = dict(n_mels=64, channels=96, embed_dim=128, hidden=256, controls=18, param_weight=0.5, corrupt_prob=0.5)
+"""configs/style_track.json through models.style.build_model; the controller's input is [e_x, e_r, e_r - e_x], three
+times the encoder's width (embed_dim + 2 n_mels band statistics)."""
+
+STYLE_MIX = dict(n_mels=48, widths=(16, 32, 48, 64), dim=96, layers=3, heads=4, track_controls=23,
+                 param_weight=300.0, fractions=(0.25, 0.35, 0.4))
+"""configs/style_mix.json through models.style_mix.build_model; track_controls is the track head's width."""
+
+
 def fig_style_models(out_dir):
+    S, M = STYLE_TRACK, STYLE_MIX
+    width = S["embed_dim"] + 2 * S["n_mels"]
     W, H = 10.0, 8.75
     fig, ax = canvas(W, H, "Style transfer from a reference (Part 5)",
                      "One shared encoder hears the input and the reference; a controller sets DSP whose settings "
@@ -597,13 +610,13 @@ def fig_style_models(out_dir):
         label(ax, x0 + 0.375, 7.07, t, fs=8, color=INK, fontweight="bold")
     label(ax, 1.62, 6.8, "two different segments of one stem", fs=6.6)
     sb = box(ax, 1.62, 6.32, 1.6, 0.42, "random style s (EQ, comp,\ngain), fresh every step", "param", fs=6.6)
-    ax.text(0.42, 5.88, "input x = a, or a through a random\ncorruption (probability 0.5)\n"
+    ax.text(0.42, 5.88, f"input x = a, or a through a random\ncorruption (probability {S['corrupt_prob']})\n"
             "reference r = s(b)\ntarget = s(a)\n\nthe right settings are known: s", ha="left", va="top",
             fontsize=6.9, color=INK, linespacing=1.3)
     xb = box(ax, 3.55, 6.7, 0.8, 0.44, "input x", "signal", fs=7.5)
     rb = box(ax, 3.55, 5.3, 0.8, 0.44, "reference r", "signal", fs=7.2)
-    en = box(ax, 4.98, 6.0, 1.5, 1.75, "log-mel, 64 bands\n4 × Conv1d, 96 ch,\nstrides 1, 2, 2, 2\nmean + std pool\n"
-             "→ 128, + band\nmeans and stds", "nn", title="shared encoder", fs=6.8, tfs=7.6)
+    en = box(ax, 4.98, 6.0, 1.5, 1.75, f"log-mel, {S['n_mels']} bands\n4 × Conv1d, {S['channels']} ch,\nstrides 1, 2, 2, 2\nmean + std pool\n"
+             f"→ {S['embed_dim']}, + band\nmeans and stds", "nn", title="shared encoder", fs=6.8, tfs=7.6)
     arrow(ax, xb.r, (en.l[0], xb.cy))
     arrow(ax, rb.r, (en.l[0], rb.cy))
     label(ax, en.cx, en.b[1] - 0.14, "the same weights for both", fs=6.6, color=KINDS["nn"][1])
@@ -611,11 +624,11 @@ def fig_style_models(out_dir):
     er = box(ax, 6.12, 5.55, 0.5, 0.36, "e_r", "param", fs=7.5)
     arrow(ax, (en.r[0], ex.cy), ex.l)
     arrow(ax, (en.r[0], er.cy), er.l)
-    ctl = box(ax, 7.3, 6.0, 1.4, 1.3, "[e_x, e_r, e_r − e_x]\n768 → 256 → 256\n→ 18, sigmoid", "nn",
+    ctl = box(ax, 7.3, 6.0, 1.4, 1.3, f"[e_x, e_r, e_r − e_x]\n{3 * width} → {S['hidden']} → {S['hidden']}\n→ {S['controls']}, sigmoid", "nn",
               title="controller MLP", fs=6.8, tfs=7.6)
     arrow(ax, ex.r, (ctl.l[0], ex.cy))
     arrow(ax, er.r, (ctl.l[0], er.cy))
-    cb = box(ax, 8.55, 6.0, 0.72, 0.5, "18 controls\nin [0, 1]", "param", fs=6.6)
+    cb = box(ax, 8.55, 6.0, 0.72, 0.5, f"{S['controls']} controls\nin [0, 1]", "param", fs=6.6)
     arrow(ax, ctl.r, cb.l)
     ch = box(ax, 7.95, 7.28, 2.5, 0.52,
              "EQ (low shelf, 3 peaks, high shelf)\n→ compressor (knee 6 dB) → output gain",
@@ -628,24 +641,25 @@ def fig_style_models(out_dir):
     tb = box(ax, 9.5, 4.98, 0.64, 0.38, "s(a)", "signal", fs=7.5)
     arrow(ax, yb.b, lb.t, ls="--")
     arrow(ax, tb.t, lb.b, ls="--")
-    label(ax, 7.0, 5.12, "+ 0.5 × L1(controls, s) on the uncorrupted items", fs=6.6, color=KINDS["loss"][1])
+    label(ax, 7.0, 5.12, f"+ {S['param_weight']} × L1(controls, s) on the uncorrupted items", fs=6.6, color=KINDS["loss"][1])
     label(ax, 7.0, 4.88, "training renders: autodiff DSP, neural proxy or SPSA; inference: the DSP", fs=6.6)
 
     # B: multitrack ---------------------------------------------------------------------------
     panel_title(ax, 0.3, 4.42,
                 "B   Multitrack: models.style_mix.MixStyleTransfer (configs/style_mix.json, chapter 5.2)")
     _data_card(ax, 0.3, 0.72, 2.95, 4.12, "training data: two songs")
-    ax.text(0.42, 3.8, "a style, drawn every step:\nrole-tied random settings (25 %),\na generated engineer (35 %),\n"
-            "the natural or punchy engineer\n(40 %)\n\nreference = song A mixed in it\n"
+    shares = (100 * f for f in M["fractions"])
+    ax.text(0.42, 3.8, ("a style, drawn every step:\nrole-tied random settings ({:.0f} %),\na generated engineer ({:.0f} %),\n"
+            "the natural or punchy engineer\n({:.0f} %)\n\nreference = song A mixed in it\n"
             "target = song B mixed in it\ninput = the stems of song B\n\nthe right settings are known;\n"
-            "two different songs: the model\nmust carry over the style,\nnot copy the song",
+            "two different songs: the model\nmust carry over the style,\nnot copy the song").format(*shares),
             ha="left", va="top", fontsize=6.9, color=INK, linespacing=1.3)
     st = box(ax, 3.55, 3.3, 0.85, 0.52, "stems\nx₁ … x_N", "signal", fs=7.2)
     rf = box(ax, 3.55, 1.95, 0.85, 0.52, "reference\nmix (stereo)", "signal", fs=6.8)
     ms = box(ax, 3.55, 1.2, 0.85, 0.42, "mid, side", "dsp", fs=6.8)
     arrow(ax, rf.b, ms.t)
-    en2 = box(ax, 4.95, 2.3, 1.2, 2.0, "log-mel, 48 bands\n4 × [3×3 conv,\nReLU, max-pool]\n(16, 32, 48, 64)\n"
-              "+ band means\nand spreads\n+ RMS level\n→ 96 per token", "nn", title="shared\nencoder", fs=6.6,
+    en2 = box(ax, 4.95, 2.3, 1.2, 2.0, f"log-mel, {M['n_mels']} bands\n4 × [3×3 conv,\nReLU, max-pool]\n{M['widths']}\n"
+              f"+ band means\nand spreads\n+ RMS level\n→ {M['dim']} per token", "nn", title="shared\nencoder", fs=6.6,
               tfs=7.4)
     arrow(ax, st.r, (en2.l[0], st.cy))
     arrow(ax, ms.r, (en2.l[0] - 0.2, ms.cy), (en2.l[0] - 0.2, 1.75), (en2.l[0], 1.75))
@@ -654,11 +668,11 @@ def fig_style_models(out_dir):
     arrow(ax, (en2.r[0], tk.cy), tk.l)
     arrow(ax, (en2.r[0], tr.cy), tr.l)
     tf = box(ax, 7.45, 2.5, 0.95, 2.0,
-             "3 layers\n4 heads\nno positional\nencoding:\na set of\ntokens,\npadding\nmasked",
+             f"{M['layers']} layers\n{M['heads']} heads\nno positional\nencoding:\na set of\ntokens,\npadding\nmasked",
              "nn", title="trans-\nformer", fs=6.5, tfs=7.4)
     arrow(ax, tk.r, (tf.l[0], tk.cy))
     arrow(ax, tr.r, (tf.l[0], tr.cy))
-    th = box(ax, 8.7, 3.58, 1.3, 0.5, "track head, per stem:\n23 controls each", "nn", fs=6.6)
+    th = box(ax, 8.7, 3.58, 1.3, 0.5, f"track head, per stem:\n{M['track_controls']} controls each", "nn", fs=6.6)
     bh_ = box(ax, 8.7, 2.88, 1.3, 0.56, "bus head\n[mean hᵢ, h_mid, h_side]\n→ T60, return, master", "nn", fs=6.3)
     arrow(ax, (tf.r[0], th.cy), th.l)
     arrow(ax, (tf.r[0], bh_.cy), bh_.l)
@@ -673,7 +687,7 @@ def fig_style_models(out_dir):
     lb2 = box(ax, 9.3, 1.3, 0.72, 0.42, "loss", "loss", fs=7.5)
     arrow(ax, mx.r, lb2.l, ls="--")
     label(ax, 9.3, 0.9, "← target: song B", fs=6.6, color=INK)
-    label(ax, 5.95, 0.92, "loss: stereo loss after RMS matching + 300 × L1 of the controls\n"
+    label(ax, 5.95, 0.92, f"loss: stereo loss after RMS matching + {M['param_weight']:g} × L1 of the controls\n"
           "inference: the master gain is set to the reference's loudness", fs=6.6, ha="center", va="center")
     legend(ax, 0.3, 0.3, ["signal", "nn", "param", "dsp", "loss"], fs=7)
     return save(fig, out_dir, "style_models.svg")
