@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 JSON = ROOT / "benchmarks" / "chapter_times.json"
 MARKDOWN = ROOT / "benchmarks" / "CHAPTER_TIMES.md"
+TARGET_MIN = 30  # whole book, standard mode, 2 CPU cores (CURRICULUM.md, run modes)
 
 
 def chapters() -> list:
@@ -88,9 +89,22 @@ def write(results: dict, machine: str, note: str = "") -> None:
         rows.append(f"| {number} {title.split(' ', 1)[1] if title[:1].isdigit() else title} | `{path.name}` | "
                     f"{r['mode']} | {t} | {r['slowest_cell']:.0f} s | {r['solutions']:.0f} s |")
     total = sum(r["seconds"] for r in results.values())
+    number = {p.stem: n for n, _, p in chapters()}
+    listed = list(number)
+    dates = sorted({r.get("date", "?") for r in results.values()})
+    complete = all(results.get(s) and not results[s]["error"] for s in listed)
+    modes = {results[s]["mode"] for s in listed if results.get(s)}
+    if complete and modes == {"standard"}:
+        verdict = (f" The target for the whole book in standard mode is {TARGET_MIN} min (CURRICULUM.md): "
+                   + (f"met, {TARGET_MIN - total / 60:.1f} min to spare." if total <= 60 * TARGET_MIN else
+                      f"missed by {total / 60 - TARGET_MIN:.1f} min; the slowest chapters are "
+                      + ", ".join(number[s] for s in sorted(listed, key=lambda s: -results[s]["seconds"])[:3]) + "."))
+    else:
+        verdict = " A chapter not listed has not been measured yet."
     text = (f"Measured by `python benchmarks/chapter_times.py` on {machine}, one thread per kernel, "
-            f"{datetime.date.today().isoformat()}: each chapter listed executed from a fresh kernel "
-            f"({total / 60:.0f} min in all); a chapter not listed has not been measured yet." + (f" {note}" if note else "") + "\n\n" + "\n".join(rows) + "\n")
+            f"{dates[0] if len(dates) == 1 else dates[0] + ' to ' + dates[-1]}: each chapter listed executed from a fresh kernel, one after "
+            f"the other ({total / 60:.1f} min in all).{verdict}" + (f" {note}" if note else "") + "\n\n"
+            + "\n".join(rows) + "\n")
     tmp = MARKDOWN.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, MARKDOWN)
@@ -113,7 +127,7 @@ def main(argv=None) -> int:
         if args.only and not any(path.stem.startswith(p) for p in args.only):
             continue
         print(f"{number} {path.name} ({args.mode}) ...", flush=True)
-        results[path.stem] = run_one(path, args.mode, args.timeout)
+        results[path.stem] = dict(run_one(path, args.mode, args.timeout), date=datetime.date.today().isoformat())
         print(f"   {results[path.stem]}", flush=True)
         with tempfile.NamedTemporaryFile("w", dir=JSON.parent, delete=False, suffix=".tmp") as f:
             json.dump(results, f, indent=1)
