@@ -224,3 +224,36 @@ def test_guide_includes_the_measured_times_and_types_none():
         assert not re.search(r"\b\d+(?:\.\d+)?\s*(?:s|sec|min|minutes?|h|hours?)\b", row), row
     # the old hand-typed column must be gone
     assert "fast-mode run time" not in text and "in preparation" not in text
+
+
+def _chapter_times_module():
+    spec = importlib.util.spec_from_file_location("chapter_times", ROOT / "benchmarks" / "chapter_times.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_chapter_times_total_counts_only_the_chapters_of_the_toc(tmp_path):
+    mod = _chapter_times_module()
+    stems = [p.stem for _, _, p in mod.chapters()]
+    row = {"mode": "standard", "seconds": 60.0, "slowest_cell": 1.0, "solutions": 0.0, "error": None,
+           "date": "2026-12-01"}
+    results = {s: dict(row) for s in stems}
+    results["99_a_notebook_that_left_the_toc"] = dict(row, seconds=6000.0)  # a stale row must not count
+    out = tmp_path / "times.md"
+    mod.write(results, "a test machine", out=out)
+    text = out.read_text()
+    assert f"({len(stems):.1f} min in all)" in text
+    assert "99_a_notebook" not in text
+    verdict = "met" if len(stems) <= mod.TARGET_MIN else "missed"
+    assert f"is {mod.TARGET_MIN} min (CURRICULUM.md): {verdict}" in text
+    # every chapter measured, one of them in fast mode: the total is not the standard-mode time
+    results[stems[0]]["mode"] = "fast"
+    mod.write(results, "a test machine", out=out)
+    text = out.read_text()
+    assert "not every chapter was measured in standard mode" in text.lower()
+    assert "not been measured yet" not in text
+    # a chapter missing
+    del results[stems[1]]
+    mod.write(results, "a test machine", out=out)
+    assert "not been measured yet" in out.read_text()
