@@ -18,13 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import BOOK_CONFIG as CONFIG, BOOK_OUT as OUT  # what the session build uses
+
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "_build" / "test"
 HTML = OUT / "_build" / "html"
-CONFIG = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
-NOTEBOOK_BUDGET_S = 60  # per notebook in fast mode on 2 CPU cores (CURRICULUM.md)
-CELL_TIMEOUT_S = NOTEBOOK_BUDGET_S  # no fast-mode cell may take a whole notebook's budget: a stall fails the build
 PAGE_LIMIT_BYTES = 3 * 1024 * 1024
 
 
@@ -37,31 +35,6 @@ def toc_files() -> list[str]:
 
 NOTEBOOKS = [f for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
 AUDIO_PAGES = [f for f in NOTEBOOKS if "02_" in f or "03_" in f or "04_" in f or "05_" in f or "06_" in f]
-
-
-@pytest.fixture(scope="session")
-def book():
-    """Build the book once in fast mode, forcing execution; returns the build's log text."""
-    shutil.rmtree(OUT, ignore_errors=True)
-    env = dict(os.environ, AUTOMIX_MODE="fast")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", str(ROOT), "--config", "book/_config.yml", "--toc", "book/_toc.yml",
-           "--path-output", str(OUT), "--keep-going", "--warningiserror"]
-    # Force execution into this build; the cache of `make book` stays untouched.
-    cfg = dict(CONFIG)
-    cfg["execute"] = dict(CONFIG["execute"], execute_notebooks="force", timeout=CELL_TIMEOUT_S)
-    cfg["sphinx"] = dict(CONFIG["sphinx"], local_extensions={"automix_book": str(ROOT / "book" / "_ext")})
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "_config.yml").write_text(yaml.safe_dump(cfg))
-    cmd[cmd.index("book/_config.yml")] = str(OUT / "_config.yml")
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    log = proc.stdout + proc.stderr
-    (OUT / "build.log").write_text(log)
-    print(f"book built in {time.perf_counter() - start:.0f} s")
-    if proc.returncode != 0:
-        pytest.fail(f"jupyter-book build failed (exit {proc.returncode}); last lines:\n{log[-6000:]}")
-    return log
 
 
 def page(name: str) -> str:
@@ -367,3 +340,12 @@ def test_without_the_widget_manager_every_widget_cell_shows_its_static_copy(book
         server.shutdown()
     assert not re.search(r"<html[^>]*automix-widgets-live", dom), f"{name}: widgets drawn without their script?"
     assert re.search(r'automix-widget-static">.*?<img', dom, re.S), f"{name}: the static copy shows no figure"
+
+
+def test_the_book_fixture_is_the_sessions_one():
+    """Every test module gets conftest's session fixture: one defined or imported in a test module is a second
+    fixture, and builds the whole book a second time (it did: test_exercises imported test_book's)."""
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^def book\(", text, re.M), f"{path.name} defines its own `book` fixture"
+        assert not re.search(r"^from \S+ import [^\n]*\bbook\b", text, re.M), f"{path.name} imports a `book` fixture"

@@ -1,7 +1,7 @@
 """Exercises: graded, with one hidden solution cell each (tools/hide_solutions.py), stored without outputs.
 
-These tests read the stored notebooks only (fast). The last one checks the built book and reuses the
-``book`` fixture of tests/test_book.py (one full build).
+These tests read the stored notebooks only (fast). The last one checks the built book through the session's
+``book`` fixture (tests/conftest.py: one full build for every test module).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 import hide_solutions  # noqa: E402
-from test_book import NOTEBOOKS as BOOK_NOTEBOOKS, book, page  # noqa: E402,F401  (book: the one build's fixture)
+from test_book import NOTEBOOKS as BOOK_NOTEBOOKS, page  # noqa: E402  (the build fixture is conftest's)
 
 # Notebooks whose solutions are still dropdown markdown: empty this set as they are converted
 # (`python tools/hide_solutions.py notebooks/NN_*.ipynb`, then grade the exercises by hand).
