@@ -59,6 +59,26 @@ def device(prefer: str | None = None):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository, for an editable install
+
+
+def find_configs(required: bool = False) -> str | None:
+    """The repository's ``configs/`` folder of training configurations (chapters 3.3 and 5.2 read them): beside the
+    notebooks (``../configs``), under the working directory, in a Colab clone (``automix-lite/configs``), or in the
+    checkout of an editable install. ``None`` when none is found (an installed wheel ships no configs), or, with
+    ``required``, a ``FileNotFoundError`` that says where to run from."""
+    candidates = ["../configs", "configs", "automix-lite/configs"]
+    if os.path.isfile(os.path.join(_CHECKOUT, "pyproject.toml")):
+        candidates.append(os.path.join(_CHECKOUT, "configs"))
+    for folder in candidates:
+        if os.path.isfile(os.path.join(folder, "dmc_basic_songs.json")):
+            return os.path.abspath(folder)
+    if required:
+        raise FileNotFoundError("the repository's configs/ folder was not found: run from a clone of automix-lite "
+                                "(its notebooks/ folder or its root), or in Colab after the chapter's first cell")
+    return None
+
+
 def seed_everything(seed: int = 0):
     """Seed Python, NumPy and torch; returns a ``torch.Generator`` seeded with ``seed``."""
     import numpy as np

@@ -4,6 +4,7 @@ import base64
 import io
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +122,26 @@ def test_levels():
     assert display.peak_db(0.5 * s) == pytest.approx(-6.02, abs=0.01)
     assert display.rms_db(s) == pytest.approx(-3.01, abs=0.01)
     assert display.peak_db(np.zeros(10)) == pytest.approx(-240.0)
+
+
+def test_find_configs_from_the_notebooks_the_root_and_a_colab_clone(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    for where in (root / "notebooks", root):
+        monkeypatch.chdir(where)
+        assert config.find_configs() == str(root / "configs")
+    clone = tmp_path / "automix-lite" / "configs"
+    clone.mkdir(parents=True)
+    (clone / "dmc_basic_songs.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config, "_CHECKOUT", str(tmp_path / "site-packages"))  # as from an installed wheel
+    assert config.find_configs() == str(clone)
+
+
+def test_find_configs_says_where_to_run_when_there_is_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config, "_CHECKOUT", str(tmp_path / "site-packages"))
+    assert config.find_configs() is None
+    with pytest.raises(FileNotFoundError, match="run from a clone"):
+        config.find_configs(required=True)
+    (tmp_path / "configs").mkdir()  # an unrelated configs/ folder is not the repository's
+    assert config.find_configs() is None
