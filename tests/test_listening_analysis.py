@@ -534,3 +534,19 @@ def test_every_public_name_names_the_notebook():
             obj = getattr(obj, part)
         assert "notebooks/16_listening_tests.ipynb" in inspect.getdoc(obj), name
     assert "notebooks/16_listening_tests.ipynb" in A.__doc__
+
+
+def test_listeners_needed_reads_the_smallest_panel_reaching_the_level():
+    table = pd.DataFrame({"effect": [0.0, 0.0, 5.0, 5.0, 5.0, 10.0, 10.0, 10.0, 15.0, 15.0, 15.0],
+                          "n_listeners": [4, 8, 4, 8, 16, 4, 8, 16, 16, 4, 8],  # any row order
+                          "power": [0.9, 0.9, 0.2, 0.5, 0.79, 0.5, 0.8, 0.95, 1.0, 0.81, 0.99]})
+    assert A.listeners_needed(table) == {5.0: None, 10.0: 8, 15.0: 4}  # 0.79 < 0.8; effect 0 left out
+    assert A.listeners_needed(table, level=0.5) == {5.0: 8, 10.0: 4, 15.0: 4}
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        A.listeners_needed(table, level=80)
+    pw = A.power_analysis(effect=(0.0, 12.0), n_listeners=(2, 4, 8, 16), n_sims=200, seed=0)
+    need = A.listeners_needed(pw)
+    assert list(need) == [12.0]
+    n = need[12.0]
+    at = dict(zip(pw.loc[pw["effect"] == 12.0, "n_listeners"], pw.loc[pw["effect"] == 12.0, "power"]))
+    assert n is not None and at[n] >= 0.8 and all(at[m] < 0.8 for m in at if m < n)

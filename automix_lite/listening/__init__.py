@@ -24,8 +24,8 @@ from .page import (  # noqa: F401
 
 # The statistics need pandas and scikit-posthocs (the [notebooks] extra); the page generator does not, so
 # `automix listening-test` works with the core package alone: the analysis is imported when first used.
-_ANALYSIS = ("ListeningAnalysis", "analyse", "load_ratings", "plot_scores", "power_analysis", "screen_listeners",
-             "simulate_panel")
+_ANALYSIS = ("ListeningAnalysis", "analyse", "listeners_needed", "load_ratings", "plot_scores", "power_analysis",
+             "screen_listeners", "simulate_panel")
 
 
 def __getattr__(name):

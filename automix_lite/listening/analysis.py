@@ -41,8 +41,8 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["analyse", "load_ratings", "screen_listeners", "holm", "rank_biserial", "simulate_panel",
-           "power_analysis", "plot_scores", "check_out_dir", "ListeningAnalysis", "REQUIRED_COLUMNS", "ALIASES",
-           "OUTPUT_FILES"]
+           "power_analysis", "listeners_needed", "plot_scores", "check_out_dir", "ListeningAnalysis",
+           "REQUIRED_COLUMNS", "ALIASES", "OUTPUT_FILES"]
 
 REQUIRED_COLUMNS = ("session", "design", "page", "stimulus", "score", "time_ms")
 """The columns :func:`load_ratings` needs (after :data:`ALIASES` are applied)."""
@@ -630,8 +630,8 @@ def analyse(data, *, design: str | None = None, reference: str = REFERENCE, anch
       are not independent) or, with ``blocks="listener"``, each listener's mean over the pages (one block
       per listener: the conservative choice). Listener x page blocks are only valid if a listener's pages
       are independent: if listeners differ in taste for a system (the same on every page), they are
-      anti-conservative (simulated, 12 listeners, 4 pages, ``listener_system_sd=6``: about 14 % false
-      positives at alpha = 5 %, listener means 5 %; see :func:`power_analysis`). Effect size Kendall's W = chi^2 / (N (k - 1)) (N blocks, k
+      anti-conservative: they reject equal systems more often than ``alpha`` (chapter 4.2 measures the rate for
+      both choices with :func:`power_analysis` and ``listener_system_sd``). Effect size Kendall's W = chi^2 / (N (k - 1)) (N blocks, k
       conditions; 0 no agreement, 1 every block ranks the conditions the same). Post-hoc
       ``friedman_posthoc``: ``"conover"`` (``posthoc_conover_friedman``, adjusted with ``p_adjust``) or
       ``"nemenyi"`` (``posthoc_nemenyi_friedman``, a single-step test with no further adjustment).
@@ -982,4 +982,17 @@ def power_analysis(effect=(5.0, 10.0, 15.0), n_listeners=(4, 8, 12, 16, 24), *, 
     out.attrs["model"] = (f"SIMULATED power: score = clip(round(mean + N(0,{listener_sd}^2) + N(0,{page_sd}^2) + "
                           f"N(0,{listener_system_sd}^2) + N(0,{noise_sd}^2)), 0, 100); base={base}, alpha={alpha}, "
                           f"{test} + Holm, blocks={blocks}, seed={seed}")
+    return out
+
+
+def listeners_needed(power: pd.DataFrame, level: float = 0.8) -> dict:
+    """``{effect: n}``: for each nonzero effect of a :func:`power_analysis` table, the smallest simulated number
+    of listeners whose power reaches ``level`` (``None`` where no simulated panel size does). Taught in
+    ``notebooks/16_listening_tests.ipynb``."""
+    if not 0 < level < 1:
+        raise ValueError(f"level is a power between 0 and 1, not {level!r}.")
+    out = {}
+    for effect, rows in power[power["effect"] != 0].groupby("effect"):
+        reached = rows.loc[rows["power"] >= level, "n_listeners"]
+        out[float(effect)] = int(reached.min()) if len(reached) else None
     return out
