@@ -25,7 +25,8 @@ import torch
 from .parameters import MixParams, as_params
 
 __all__ = ["AUDIO_EXTENSIONS", "SILENCE_DB", "CEILING_DB", "stem_files", "read_stems", "active_mask",
-           "estimate_params", "analysis_windows", "mix_stems", "crossfade_weights", "limit_peak", "render_params"]
+           "estimate_params", "analysis_windows", "mix_stems", "crossfade_weights", "limit_peak", "render_params",
+           "LONG_SONGS_FILE", "read_long_songs"]
 
 AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".w64",
                     ".caf", ".au", ".snd", ".rf64")
@@ -612,3 +613,34 @@ def render_params(tracks: torch.Tensor, params, sample_rate: int = 44100,
     full = {"gain_db": torch.zeros(1, n), "pan": torch.full((1, n), 0.5), **given}
     with torch.no_grad():
         return _PROXY_CONSOLES[key](x, MixParams(full, "proxy"), m)[0]
+
+
+LONG_SONGS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
+                               "LONG_SONGS.md")
+_LONG_SONGS_COLUMNS = {"model": str, "tracks": int, "minutes": float, "mix time (s)": float,
+                       "peak RSS (MiB)": float, "RSS before mixing (MiB)": float, "mixing adds (MiB)": float,
+                       "input + output tensors (MiB)": float}
+
+
+def read_long_songs(path: Optional[str] = None) -> Optional[list]:
+    """The measured cases of ``benchmarks/long_songs.py`` (its ``## Results`` table in ``benchmarks/LONG_SONGS.md``):
+    one dict per case with the keys of ``_LONG_SONGS_COLUMNS`` (memory in MiB, times in s); ``None`` where the file
+    is absent (an installed wheel). Taught in ``notebooks/14_inference.ipynb``."""
+    path = LONG_SONGS_FILE if path is None else path
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if "\n## Results\n" not in text:
+        raise ValueError(f"{path} has no '## Results' section: regenerate it with python benchmarks/long_songs.py")
+    table = [line for line in text.split("\n## Results\n", 1)[1].split("\n## ", 1)[0].splitlines()
+             if line.startswith("|")]
+    header = [h.strip() for h in table[0].strip("|").split("|")]
+    missing = [c for c in _LONG_SONGS_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"{path}: the results table lacks the columns {missing}")
+    rows = []
+    for line in table[2:]:
+        cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
+        rows.append({k: cast(cells[k].replace(",", "")) for k, cast in _LONG_SONGS_COLUMNS.items()})
+    return rows

@@ -257,3 +257,22 @@ def test_memory_does_not_grow_with_song_length(kind, memory):
     allowed = (long["output"] - short["output"]) + 0.25 * (long["input"] - short["input"]) + 8 * 2 ** 20
     assert growth <= allowed, (f"mixing added {short['adds'] / 2**20:.0f} MiB at 12 s and {long['adds'] / 2**20:.0f} MiB "
                                f"at 48 s (allowed growth {allowed / 2**20:.0f} MiB)")
+
+
+def test_read_long_songs_parses_the_benchmark_table(tmp_path):
+    rows = inference.read_long_songs()  # the committed benchmarks/LONG_SONGS.md
+    text = open(inference.LONG_SONGS_FILE, encoding="utf-8").read()
+    section = text.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
+    assert len(rows) == sum(line.startswith("| ") for line in section.splitlines()) - 1  # minus the header
+    assert {r["tracks"] for r in rows} >= {8} and all(r["peak RSS (MiB)"] > r["RSS before mixing (MiB)"] for r in rows)
+    demo = tmp_path / "LONG.md"
+    demo.write_text("# t\n\n## Results\n\n| model | tracks | minutes | mix time (s) | real-time factor | peak RSS (MiB) | "
+                    "RSS before mixing (MiB) | mixing adds (MiB) | input + output tensors (MiB) |\n|---|---|---|---|---|---|---|---|---|\n"
+                    "| m | 8 | 2 | 1.5 | 80x | 1,014 | 956 | 58 | 202 |\n\n## Growth with length\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    assert inference.read_long_songs(str(demo)) == [
+        {"model": "m", "tracks": 8, "minutes": 2.0, "mix time (s)": 1.5, "peak RSS (MiB)": 1014.0,
+         "RSS before mixing (MiB)": 956.0, "mixing adds (MiB)": 58.0, "input + output tensors (MiB)": 202.0}]
+    assert inference.read_long_songs(str(tmp_path / "absent.md")) is None
+    (tmp_path / "bad.md").write_text("# no results here\n")
+    with pytest.raises(ValueError, match="Results"):
+        inference.read_long_songs(str(tmp_path / "bad.md"))
