@@ -624,8 +624,9 @@ _LONG_SONGS_COLUMNS = {"model": str, "tracks": int, "minutes": float, "mix time 
 
 def read_long_songs(path: Optional[str] = None) -> Optional[list]:
     """The measured cases of ``benchmarks/long_songs.py`` (its ``## Results`` table in ``benchmarks/LONG_SONGS.md``):
-    one dict per case with the keys of ``_LONG_SONGS_COLUMNS`` (memory in MiB, times in s); ``None`` where the file
-    is absent (an installed wheel). Taught in ``notebooks/14_inference.ipynb``."""
+    one dict per case with the table's columns ``model``, ``tracks``, ``minutes``, ``mix time (s)``, ``peak RSS
+    (MiB)``, ``RSS before mixing (MiB)``, ``mixing adds (MiB)`` and ``input + output tensors (MiB)``; ``None`` where
+    the file is absent (an installed wheel ships no benchmarks). Taught in ``notebooks/14_inference.ipynb``."""
     path = LONG_SONGS_FILE if path is None else path
     if not os.path.isfile(path):
         return None
