@@ -18,6 +18,7 @@ Models mix through :func:`automix_lite.inference.mix_stems`, exactly as ``automi
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, Mapping, Optional, Sequence
 
 import torch
@@ -28,7 +29,7 @@ from .inference import active_mask
 
 __all__ = ["MIXERS", "excerpt", "baseline_mixer", "model_mixer", "evaluate", "frechet_by_mixer", "summarize",
            "markdown_table", "metrics_table", "engineer_mixer", "every_mixer", "feature_metrics", "PERTURBATIONS", "BLIND_RELATIVE", "perturb", "meta_evaluate", "meta_summary", "meta_table", "check_targets",
-           "ROLE_OF_NAME", "item_example", "evaluate_items"]
+           "ROLE_OF_NAME", "item_example", "evaluate_items", "table_rows", "MIXING_RESULTS_FILE"]
 
 MIXERS = ("mono", "random", "knowledge", "knowledge (gain, pan)", "engineer (gain, pan)")
 """Reference mixers of :func:`baseline_mixer`. The last copies the engineer's own gains and pans with everything else
@@ -355,6 +356,24 @@ def markdown_table(summary: dict, tasks=("songs", "drums")) -> str:
                       (f"{s[k][0]:.3f} ± {s[k][1]:.3f}" if k in s else "–") for k in ("stereo", "gain_db", "pan")]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+MIXING_RESULTS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
+                                   "MIXING_RESULTS.md")
+"""The committed table of :func:`markdown_table` for the bundled models (``tools/train_bundled.py`` writes it; an
+installed wheel ships no benchmarks)."""
+
+
+def table_rows(text: str) -> dict:
+    """The rows of a :func:`markdown_table` in ``text``: mixer -> its cells (strings such as ``"2.35 ± 0.59"`` or
+    ``"–"``), header and rule left out. Used by ``tools/train_bundled.py --check`` and
+    ``notebooks/12_models.ipynb``."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] not in ("Mixer",) and not set(cells[0]) <= set("-"):
+            rows[cells[0]] = cells[1:]
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------

@@ -325,3 +325,14 @@ def test_encoder_pretraining_by_role_classification():
     with pytest.raises(ValueError, match="Mix-Wave-U-Net has none"):
         train.train({"model": "wave_u_net", "model_args": {"depth": 2, "channels": 4, "growth": 4},
                      "encoder_pretrain_steps": 2, "steps": 1}, progress=False, log=lambda *_: None)
+
+
+def test_table_rows_reads_back_markdown_table_and_the_committed_results():
+    rows = [{"mixer": m, "task": t, "song": str(i), "stereo": v, "gain_db": 1.0, "pan": 0.1}
+            for m, t in (("a", "songs"), ("b", "drums")) for i, v in enumerate([1.0, 2.0, 4.0])]
+    back = evaluation.table_rows(evaluation.markdown_table(evaluation.summarize(rows)))
+    assert list(back) == ["a", "b"] and len(back["a"]) == 6
+    assert back["a"][0].startswith("2.33 ± ") and back["a"][3:] == ["–", "–", "–"]
+    assert back["b"][:3] == ["–", "–", "–"] and back["b"][5].startswith("0.100 ± ")
+    committed = evaluation.table_rows(open(evaluation.MIXING_RESULTS_FILE, encoding="utf-8").read())
+    assert {"mono", "dmc_basic_drums", "dmc_basic_drums + pretrained encoder"} <= set(committed)

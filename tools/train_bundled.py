@@ -175,16 +175,6 @@ def target_lines(summary: dict) -> list:
     return out
 
 
-def table_rows(text: str) -> dict:
-    """The rows of a Table-12 markdown table: mixer -> its cells (strings), header and rule left out."""
-    rows = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and cells[0] not in ("Mixer",) and not set(cells[0]) <= set("-"):
-            rows[cells[0]] = cells[1:]
-    return rows
-
-
 def check(path: str = os.path.join(ROOT, "benchmarks", "MIXING_RESULTS.md")) -> int:
     """Re-score the baselines and the bundled checkpoints as ``main`` does and compare every cell with the committed
     table; print the rows and every cell that moved. The rows of runs that are not bundled (``COMPARE``) need
@@ -201,7 +191,7 @@ def check(path: str = os.path.join(ROOT, "benchmarks", "MIXING_RESULTS.md")) -> 
         rows += evaluation.evaluate(mixers, task, "test", SECONDS)
     table = evaluation.markdown_table(evaluation.summarize(rows))
     print(table)
-    committed, now = table_rows(open(path).read()), table_rows(table)
+    committed, now = evaluation.table_rows(open(path).read()), evaluation.table_rows(table)
     moved = 0
     for mixer, cells in now.items():
         for k, (a, b) in enumerate(zip(committed.get(mixer, ["?"] * len(cells)), cells)):
